@@ -1,0 +1,42 @@
+"""Test-session set-up.
+
+huggingface_hub, transformers and laion_clap read their environment when they are imported, so
+the Hub is isolated here, before any test module can import them:
+
+- HF_HOME points at a fresh temporary folder: no test sees (or pollutes) a developer's cache;
+- HF_ENDPOINT points at a loopback port chosen now; the `fake_hub` fixture serves on it. Until
+  it does, every request is refused at once, so a test can never hang on a download or reach
+  the network.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+
+
+def _free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+_HF_HOME = tempfile.mkdtemp(prefix="cmcr-test-hf-home-")
+os.environ["HF_HOME"] = _HF_HOME
+os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{_free_loopback_port()}"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+os.environ["HF_HUB_ETAG_TIMEOUT"] = "5"
+os.environ["HF_HUB_DOWNLOAD_TIMEOUT"] = "10"
+os.environ.pop("HF_HUB_OFFLINE", None)
+os.environ.pop("HF_TOKEN", None)
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+pytest_plugins = [
+    "tests.fixtures.hub",
+    "tests.fixtures.media",
+    "tests.fixtures.text_models",
+    "tests.fixtures.ulip",
+]
