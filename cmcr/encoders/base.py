@@ -212,12 +212,24 @@ def build_encoder(
 _NUMPY_SAFE_GLOBALS = [np.dtype, np.core.multiarray.scalar, *{type(np.dtype(c)) for c in "fdilqb?"}]
 
 
-def download(config: EncoderConfig, repo_id: str, filename: str, revision: str | None = None) -> Path:
-    """Fetch one checkpoint file through cmcr.hub (cache fallback, clear offline errors)."""
+def download(
+    config: EncoderConfig,
+    repo_id: str,
+    filename: str,
+    revision: str | None = None,
+    repo_type: str = "model",
+) -> Path:
+    """Fetch one checkpoint file through cmcr.hub (cache fallback, clear offline errors), honouring
+    the encoder's `cache_dir` / `endpoint` overrides."""
     from cmcr.hub import download_file
 
     return download_file(
-        repo_id, filename, revision=revision, cache_dir=config.cache_dir, endpoint=config.endpoint
+        repo_id,
+        filename,
+        revision=revision,
+        repo_type=repo_type,
+        cache_dir=config.cache_dir,
+        endpoint=config.endpoint,
     )
 
 

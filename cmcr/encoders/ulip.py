@@ -28,7 +28,7 @@ from PIL import Image
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from cmcr.encoders.base import BaseEncoder, EncoderConfig, load_torch_file
+from cmcr.encoders.base import BaseEncoder, EncoderConfig, download, load_torch_file
 from cmcr.encoders.pointbert import PointBERT, PointBERTConfig
 from cmcr.errors import CheckpointError, InputError
 
@@ -235,16 +235,13 @@ class ULIPEncoder(BaseEncoder):
             return ULIPModel(self.config)
 
     def _pretrained_model(self) -> ULIPModel:
-        from cmcr.hub import download_file
-
         config = self.config
-        path = download_file(
+        path = download(
+            config,
             config.checkpoint_repo,
             config.checkpoint_file,
             revision=config.checkpoint_revision,
             repo_type=ULIP_REPO_TYPE,
-            cache_dir=config.cache_dir,
-            endpoint=config.endpoint,
         )
         pinned = (config.checkpoint_repo, config.checkpoint_file, config.checkpoint_revision) == (
             ULIP_REPO_ID,
