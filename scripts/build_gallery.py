@@ -1,0 +1,106 @@
+"""Build, update, push or pull a gallery (FAISS-searchable embeddings + metadata + previews).
+
+    # embed every image, audio and 3D file under a folder (resumable: known files are skipped)
+    python scripts/build_gallery.py photos/ sounds/ --out galleries/mine --space owner/space
+    python scripts/build_gallery.py --out galleries/mine --add more/ extra.wav --space owner/space
+    python scripts/build_gallery.py --out galleries/mine --remove image-1a2b3c... old.png
+    python scripts/build_gallery.py --out galleries/mine --rebuild --space owner/new-space
+    python scripts/build_gallery.py --out galleries/mine --push-to-hub owner/my-gallery
+    python scripts/build_gallery.py --pull owner/my-gallery --out galleries/copy
+
+`--profile tiny` runs offline with toy encoders (and, without --space, an untrained space).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from cmcr.errors import CMCRError
+from cmcr.gallery import (Gallery, SourceFile, caption_from_name, ingest, pull_gallery, push_gallery,
+                          scan_folder, sha256_file, EXTENSIONS)
+from cmcr.retrieval import load_embedder
+
+_MODALITY_BY_SUFFIX = {suffix: modality for modality, suffixes in EXTENSIONS.items() for suffix in suffixes}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("inputs", nargs="*", type=Path, help="folders (or files) to embed")
+    parser.add_argument("--out", type=Path, required=True, help="the gallery folder")
+    parser.add_argument("--add", nargs="+", type=Path, default=[], help="files or folders to add")
+    parser.add_argument("--remove", nargs="+", default=[], help="item ids, content hashes or files to remove")
+    parser.add_argument("--rebuild", action="store_true", help="re-embed every item with the given space")
+    parser.add_argument("--space", help="trained space: a folder or a Hub repo id")
+    parser.add_argument("--revision", help="revision of the --space repo")
+    parser.add_argument("--profile", choices=("full", "tiny"), default="full")
+    parser.add_argument("--device", help="torch device for the encoders (default: GPU when present)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--push-to-hub", metavar="REPO", help="upload the gallery to this dataset repo")
+    parser.add_argument("--pull", metavar="REPO", help="download a gallery dataset repo into --out")
+    return parser.parse_args(argv)
+
+
+def sources_of(paths: list[Path]) -> list[SourceFile]:
+    """Folders are scanned; single files are taken with a caption from their name."""
+    sources = []
+    for path in paths:
+        if path.is_dir():
+            sources += scan_folder(path)
+        elif path.suffix.lower() in _MODALITY_BY_SUFFIX:
+            sources.append(SourceFile(path, _MODALITY_BY_SUFFIX[path.suffix.lower()], caption_from_name(path)))
+        else:
+            raise CMCRError(f"'{path}' is neither a folder nor an image, audio or 3D file.")
+    return sources
+
+
+def remove(gallery: Gallery, names: list[str]) -> int:
+    keys = [sha256_file(name) if Path(name).is_file() else name for name in names]
+    removed = gallery.remove(keys)
+    gallery.save()
+    return removed
+
+
+def embed(args: argparse.Namespace, sources: list[SourceFile]) -> None:
+    embedder = load_embedder(args.space, args.profile, args.device, args.revision)
+    gallery = Gallery.open_or_create(args.out, embedder.space_id, embedder.space.dim) if not args.rebuild \
+        else Gallery.open(args.out)
+    save_every = 256
+    if args.rebuild:
+        held = gallery.reset(embedder.space_id, embedder.space.dim)
+        sources = [SourceFile(Path(item.source), item.modality, item.caption) for item in held] + sources
+        save_every = sys.maxsize  # replace the old gallery only once the new one is complete
+    report = ingest(gallery, sources, embedder, batch_size=args.batch_size, save_every=save_every,
+                    progress=lambda items: tqdm(items, desc="embedding", unit="file"))
+    print(f"added {report.added}, already present {report.duplicates}, failed {len(report.failed)}; "
+          f"the gallery holds {len(gallery)} items")
+    for path, reason in report.failed:
+        print(f"  skipped {path}: {reason}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.pull:
+            gallery = pull_gallery(args.pull, args.out)
+            print(f"pulled {len(gallery)} items from {args.pull} into {args.out}")
+        if args.remove:
+            print(f"removed {remove(Gallery.open(args.out), args.remove)} items")
+        sources = sources_of(args.inputs + args.add)
+        if sources or args.rebuild:
+            if args.add and not Gallery.exists(args.out):
+                raise CMCRError(f"--add needs an existing gallery at {args.out}.")
+            embed(args, sources)
+        if args.push_to_hub:
+            print(f"pushed: {push_gallery(args.out, args.push_to_hub)}")
+    except CMCRError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Paper-style retrieval metrics (R@1/5/10, mAP, median rank) as a markdown table.
+
+    # two row-aligned embedding arrays (row i of each is a pair)
+    python scripts/evaluate.py --queries audio.npy --gallery image.npy
+    # a feature memory: sets paired by item id (or --pairs rows.txt), projected through a trained space
+    python scripts/evaluate.py --memory features/ --query audio/clap --target image/clip --space owner/space
+    # raw files: each file in one folder has a partner of the same name in the other
+    python scripts/evaluate.py --query-folder sounds/ --target-folder photos/ --space owner/space
+    # the synthetic MCR world, trained quickly
+    python scripts/evaluate.py --synthetic --epochs 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from cmcr.errors import CMCRError, InputError
+from cmcr.evaluate import (chance_metrics, evaluate_folders, evaluate_memory, evaluate_synthetic,
+                           markdown_table, read_pairs, retrieval_metrics)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--queries", type=Path, help=".npy of query embeddings (with --gallery)")
+    mode.add_argument("--memory", type=Path, help="feature memory folder (with --query and --target)")
+    mode.add_argument("--query-folder", type=Path, help="folder of query files (with --target-folder)")
+    mode.add_argument("--synthetic", action="store_true", help="train and evaluate on the synthetic world")
+    parser.add_argument("--gallery", type=Path, help=".npy of gallery embeddings, row-aligned with --queries")
+    parser.add_argument("--query", help="MODALITY/ENCODER set of the memory to query with, e.g. audio/clap")
+    parser.add_argument("--target", help="MODALITY/ENCODER set of the memory to retrieve, e.g. image/clip")
+    parser.add_argument("--pairs", type=Path, help="file of 'query_row target_row' lines (default: pair by item id)")
+    parser.add_argument("--target-folder", type=Path, help="folder of target files")
+    parser.add_argument("--space", help="trained space (folder or Hub repo id) to project through")
+    parser.add_argument("--profile", choices=("full", "tiny"), default="full")
+    parser.add_argument("--device")
+    parser.add_argument("--epochs", type=int, default=10, help="training epochs for --synthetic")
+    parser.add_argument("--size", type=int, default=5000, help="memory rows per set for --synthetic")
+    return parser.parse_args(argv)
+
+
+def memory_set(text: str | None, flag: str) -> tuple[str, str]:
+    parts = (text or "").split("/")
+    if len(parts) != 2 or not all(parts):
+        raise InputError(f"{flag} must look like MODALITY/ENCODER, e.g. audio/clap; got {text!r}.")
+    return parts[0], parts[1]
+
+
+def synthetic_rows(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    from cmcr.synthetic import WorldSpec
+    from cmcr.train import TrainConfig
+
+    spec = WorldSpec(n_overlap=args.size, n_p=args.size, n_q=args.size, n_test=min(1000, args.size))
+    return evaluate_synthetic(spec, TrainConfig(epochs=args.epochs, device=args.device))
+
+
+def rows_for(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    if args.synthetic:
+        return synthetic_rows(args)
+    if args.queries:
+        if not args.gallery:
+            raise InputError("--queries needs --gallery.")
+        queries, gallery = (np.load(path, allow_pickle=False) for path in (args.queries, args.gallery))
+        return {f"{args.queries.name} → {args.gallery.name}": retrieval_metrics(queries, gallery),
+                "chance": chance_metrics(len(gallery))}
+    if args.memory:
+        query, target = memory_set(args.query, "--query"), memory_set(args.target, "--target")
+        space = None
+        if args.space:
+            from cmcr.space import UnifiedSpace
+
+            space = UnifiedSpace.from_pretrained(args.space)
+        name = f"{'/'.join(query)} → {'/'.join(target)}"
+        pairs = read_pairs(args.pairs) if args.pairs else None
+        return {name: evaluate_memory(args.memory, query, target, space, pairs)}
+    if not args.target_folder:
+        raise InputError("--query-folder needs --target-folder.")
+    from cmcr.retrieval import load_embedder
+
+    embedder = load_embedder(args.space, args.profile, args.device)
+    metrics = evaluate_folders(embedder, args.query_folder, args.target_folder,
+                               progress=lambda items: tqdm(items, desc="embedding", unit="file"))
+    return {f"{args.query_folder.name} → {args.target_folder.name}": metrics}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        print(markdown_table(rows_for(args)))
+    except CMCRError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
