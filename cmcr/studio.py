@@ -1,0 +1,554 @@
+"""What the app calls: load the space, the encoders and the default gallery once, answer requests.
+
+The Gradio layer (app.py) only lays out widgets; every decision a test should be able to reach
+lives here: which weights to load and what to do when the Hub is out of reach, how a request is
+validated, embedded and searched, and how the answer is shaped for display (captions with rank
+and score, 3D views, a score table).
+
+Offline behaviour: a `full` studio that cannot get its weights (Hub unreachable, nothing cached)
+starts in the `tiny` profile instead and says so in `notice`, which the app shows as a banner.
+The tiny profile has no trained space on the Hub, so it builds one locally with seeded random
+heads of the right sizes: the plumbing is real, the rankings mean nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cmcr.errors import HubUnavailableError, InputError
+from cmcr.retrieval import query as search
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SPACE_REPO = "cmcr-studio/ex-mcr-unified"
+ENV_SPACE_REPO = "CMCR_SPACE_REPO"
+ENV_SPACE_REVISION = "CMCR_SPACE_REVISION"
+ENV_PROFILE = "CMCR_PROFILE"
+ENV_DEVICE = "CMCR_DEVICE"
+ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
+
+MAX_UPLOAD_SIZE = "50mb"
+DEFAULT_K = 8
+MODALITY_NAMES = {"audio": "Audio", "image": "Image", "text": "Text", "points": "3D"}
+ENCODERS = ("clip", "clap", "ulip")
+POINT_FILE_TYPES = (".ply", ".obj", ".off", ".stl", ".glb", ".gltf", ".xyz", ".txt", ".npy", ".npz")
+TINY_SEED = 0
+MAX_LABELS = 100
+
+ProgressFn = Callable[[float, str], None]
+
+
+def _log_progress(fraction: float, message: str) -> None:
+    log.info("%3.0f%% %s", 100 * fraction, message)
+
+
+@dataclass(frozen=True)
+class StudioSettings:
+    """Where the weights come from; environment first so a Space is configured without code."""
+
+    space_repo: str = DEFAULT_SPACE_REPO
+    revision: str | None = None
+    profile: str = "full"
+    device: str | None = None
+
+    @classmethod
+    def from_env(cls) -> StudioSettings:
+        return cls(
+            space_repo=os.environ.get(ENV_SPACE_REPO) or DEFAULT_SPACE_REPO,
+            revision=os.environ.get(ENV_SPACE_REVISION) or None,
+            profile=os.environ.get(ENV_PROFILE) or "full",
+            device=os.environ.get(ENV_DEVICE) or None,
+        )
+
+
+@dataclass(frozen=True)
+class Query:
+    """One request: a modality and its raw value (a file path, or the text itself)."""
+
+    modality: str
+    value: Any
+
+    def validated(self) -> Query:
+        """Refuse an unknown modality or a missing value with a message a visitor can act on."""
+        if self.modality not in MODALITY_NAMES:
+            raise InputError(f"Unknown input kind {self.modality!r}; choose one of {', '.join(MODALITY_NAMES)}.")
+        if self.modality == "text":
+            text = (self.value or "").strip() if isinstance(self.value, str) or self.value is None else None
+            if text is None:
+                raise InputError("Text queries must be strings.")
+            if not text:
+                raise InputError("Type some text to search with.")
+            return Query("text", text)
+        if not self.value:
+            raise InputError(f"{_MISSING[self.modality]} first.")
+        return self
+
+
+EMPTY_GALLERY = "Your gallery is empty: add images or 3D files to it first."
+_MISSING = {
+    "audio": "Upload or record an audio clip",
+    "image": "Upload an image",
+    "points": "Upload a point cloud or mesh",
+}
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked result, with what the app needs to show it."""
+
+    rank: int
+    score: float
+    modality: str
+    caption: str
+    file: Path | None = None      # the item itself (image, audio or shape file)
+    preview: Path | None = None   # an image to show in a gallery
+    view3d: Path | None = None    # a light mesh that gr.Model3D displays
+
+    @property
+    def title(self) -> str:
+        return f"#{self.rank} · {self.score:.3f} · {self.caption}"
+
+
+@dataclass
+class Results:
+    """A ranked answer: hits from a gallery, or label probabilities (zero-shot)."""
+
+    hits: list[Hit] = field(default_factory=list)
+    labels: dict[str, float] | None = None
+
+    def gallery_items(self) -> list[tuple[str, str]]:
+        return [(str(hit.preview), hit.title) for hit in self.hits if hit.preview is not None]
+
+    def shape_views(self, count: int) -> list[tuple[str, str]]:
+        return [(str(hit.view3d), hit.title) for hit in self.hits if hit.view3d is not None][:count]
+
+    def sound_views(self, count: int) -> list[tuple[str, str]]:
+        sounds = [hit for hit in self.hits if hit.modality == "audio" and hit.file is not None]
+        return [(str(hit.file), hit.title) for hit in sounds][:count]
+
+    def score_table(self):
+        """Scores as a DataFrame for a bar chart: hits by rank, or the top labels."""
+        import pandas as pd
+
+        if self.labels is not None:
+            top = sorted(self.labels.items(), key=lambda item: -item[1])[:10]
+            return pd.DataFrame({"result": [name for name, _ in top], "score": [p for _, p in top]})
+        return pd.DataFrame(
+            {"result": [f"#{hit.rank} {hit.caption}"[:40] for hit in self.hits], "score": [hit.score for hit in self.hits]}
+        )
+
+
+@dataclass
+class Loaded:
+    """The models one studio serves with, and why (the notice explains a fallback)."""
+
+    space: Any
+    encoders: dict[str, Any]
+    profile: str
+    notice: str | None = None
+
+    @functools.cached_property
+    def embedder(self):
+        """Decode → embed → project, shared by the default gallery and every request."""
+        from cmcr.retrieval import SpaceEmbedder
+
+        return SpaceEmbedder(self.space, self.encoders)
+
+
+def load_models(settings: StudioSettings, progress: ProgressFn = _log_progress) -> Loaded:
+    """The trained space and its encoders; the tiny profile when asked for or when offline."""
+    if settings.profile not in ("full", "tiny"):
+        raise InputError(f"Unknown profile {settings.profile!r}; use 'full' or 'tiny'.")
+    if settings.profile == "tiny":
+        return _load_tiny(settings, progress, TINY_CHOSEN)
+    try:
+        return _load_full(settings, progress)
+    except HubUnavailableError as error:
+        log.warning("falling back to the tiny profile: %s", error)
+        reason = TINY_OFFLINE.format(repo=settings.space_repo, reason=error)
+        return _load_tiny(settings, progress, reason)
+
+
+TINY_CHOSEN = (
+    "**Tiny profile** (chosen at start): toy-sized encoders with random weights and an untrained "
+    "space. Everything works end to end, but **the results carry no meaning**."
+)
+TINY_OFFLINE = (
+    "**Offline demo mode.** The trained space `{repo}` could not be loaded: {reason} "
+    "The app is running the tiny profile instead (toy-sized encoders with random weights), so "
+    "**the results carry no meaning**."
+)
+
+
+def _load_full(settings: StudioSettings, progress: ProgressFn) -> Loaded:
+    from cmcr.encoders import build_encoder
+    from cmcr.space import UnifiedSpace
+
+    progress(0.0, f"Downloading the trained space {settings.space_repo}")
+    space = UnifiedSpace.from_pretrained(settings.space_repo, revision=settings.revision)
+    encoders = {}
+    for index, name in enumerate(ENCODERS):
+        progress((index + 1) / (len(ENCODERS) + 1), f"Loading the {name.upper()} encoder")
+        encoders[name] = build_encoder(name, "full", device=settings.device).load()
+    return Loaded(space=space, encoders=encoders, profile="full")
+
+
+def _load_tiny(settings: StudioSettings, progress: ProgressFn, notice: str) -> Loaded:
+    from cmcr.encoders import build_encoder
+
+    encoders = {}
+    for index, name in enumerate(ENCODERS):
+        progress(index / (len(ENCODERS) + 1), f"Building the tiny {name.upper()} encoder")
+        encoders[name] = build_encoder(name, "tiny", device=settings.device).load()
+    progress(len(ENCODERS) / (len(ENCODERS) + 1), "Building an untrained tiny space")
+    return Loaded(space=tiny_space(encoders), encoders=encoders, profile="tiny", notice=notice)
+
+
+def tiny_space(encoders: dict[str, Any]):
+    """An Ex-MCR space with seeded random leaf heads sized to the given encoders (base: CLIP)."""
+    import torch
+
+    from cmcr.heads import ExMCRHead
+    from cmcr.space import UnifiedSpace
+
+    base_dim = encoders["clip"].dim
+    with torch.random.fork_rng():  # seeded, without disturbing anyone else's random stream
+        torch.manual_seed(TINY_SEED)
+        heads = {
+            leaf: ExMCRHead(dim_in=encoders[leaf].dim, hidden=2 * base_dim, dim_out=base_dim).eval()
+            for leaf in ("clap", "ulip")
+        }
+    return UnifiedSpace.build("ex-mcr", heads, base="clip", source="untrained tiny space (cmcr.studio)")
+
+
+class SessionGallery:
+    """One visitor's own gallery: lives in a temporary folder, gone with the session."""
+
+    MAX_ITEMS = 200
+
+    def __init__(self, gallery: Any, shapes: ShapeThumbnails):
+        self.gallery = gallery
+        self.shapes = shapes
+
+    def __len__(self) -> int:
+        return len(self.gallery)
+
+    def thumbnails(self) -> list[tuple[str, str]]:
+        return [(str(_display_image(self.gallery, item, self.shapes)), item.caption) for item in self.gallery.items]
+
+    def close(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.gallery.root, ignore_errors=True)
+
+
+class ShapeThumbnails:
+    """Small rendered images of shapes, so 3D results can sit in an image gallery."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._lock = threading.Lock()
+
+    def image_for(self, gallery: Any, item: Any) -> Path:
+        """Rendered from the gallery's own light 3D preview: an upload's source file may be gone."""
+        from cmcr.media.points import load_points
+
+        target = self.folder / f"{item.sha256}.png"
+        with self._lock:
+            if not target.exists():
+                _render_points(load_points(gallery.preview_path(item), num_points=2048), target)
+        return target
+
+
+def _render_points(points: np.ndarray, target: Path) -> None:
+    """A 3/4 view of a cloud, coloured by height; written atomically (threads share the cache)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(2.56, 2.56), dpi=100)
+    axes = figure.add_subplot(projection="3d")
+    # Our clouds are Y-up; matplotlib's vertical axis is z.
+    axes.scatter(points[:, 0], points[:, 2], points[:, 1], c=points[:, 1], cmap="viridis", s=2, linewidths=0)
+    axes.view_init(elev=20, azim=-60)
+    axes.set_box_aspect((1, 1, 1))
+    for setter in (axes.set_xlim, axes.set_ylim, axes.set_zlim):
+        setter(-1, 1)
+    axes.set_axis_off()
+    figure.subplots_adjust(0, 0, 1, 1)
+    partial = target.with_suffix(".tmp.png")
+    figure.savefig(partial, facecolor="white")
+    os.replace(partial, target)
+
+
+def _display_image(gallery: Any, item: Any, shapes: ShapeThumbnails) -> Path | None:
+    if item.modality == "points":
+        return shapes.image_for(gallery, item)
+    if item.modality == "image":
+        return gallery.preview_path(item)
+    return None
+
+
+class Studio:
+    """Everything one app process serves: models, the default gallery, and request handling."""
+
+    default_k = DEFAULT_K
+
+    def __init__(self, loaded: Loaded, gallery: Any, settings: StudioSettings, workdir: Path,
+                 assets: Path = ASSETS_DIR):
+        self.loaded = loaded
+        self.settings = settings
+        self.embedder = loaded.embedder
+        self.gallery = gallery
+        self.workdir = workdir
+        self.assets = assets
+        self.shapes = ShapeThumbnails(workdir / "shapes")
+        self.shapes.folder.mkdir(parents=True, exist_ok=True)
+        self._default_classifiers: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, settings: StudioSettings | None = None, progress: ProgressFn = _log_progress,
+             assets: Path = ASSETS_DIR) -> Studio:
+        """Load models once (falling back to the tiny profile offline) and embed the default gallery."""
+        settings = settings or StudioSettings.from_env()
+        loaded = load_models(settings, _scaled(progress, 0.0, 0.7))
+        workdir = Path(tempfile.mkdtemp(prefix="cmcr-studio-"))
+        embedder = loaded.embedder
+        gallery = build_default_gallery(assets, workdir / "gallery", embedder, _scaled(progress, 0.7, 1.0))
+        progress(1.0, f"Ready: {len(gallery)} gallery items, {loaded.profile} profile")
+        return cls(loaded, gallery, settings, workdir, assets)
+
+    def close(self) -> None:
+        """Remove the working folder (default gallery, previews, session galleries)."""
+        import shutil
+
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # ---- what the page shows ----------------------------------------------------------------
+
+    @property
+    def notice(self) -> str | None:
+        return self.loaded.notice
+
+    @property
+    def profile(self) -> str:
+        return self.loaded.profile
+
+    @property
+    def description(self) -> str:
+        source = "an untrained local space" if self.profile == "tiny" else f"`{self.settings.space_repo}`"
+        if self.profile == "full" and self.settings.revision:
+            source += f" @ `{self.settings.revision}`"
+        counts = {m: sum(item.modality == m for item in self.gallery.items) for m in MODALITY_NAMES}
+        held = ", ".join(f"{n} {MODALITY_NAMES[m].lower()}" for m, n in counts.items() if n)
+        return f"Space: {source} · profile: {self.profile} · default gallery: {held or 'empty'}"
+
+    @property
+    def allowed_paths(self) -> list[str]:
+        return [str(self.assets), str(self.workdir)]
+
+    def examples(self, modality: str) -> list[str]:
+        """Example inputs from assets/: files for media, captions of the shapes for text."""
+        items = _manifest_items(self.assets)
+        if modality == "text":
+            return [item["caption"] for item in items if item["modality"] == "points"][:8]
+        return [str(self.assets / item["file"]) for item in items if item["modality"] == modality][:8]
+
+    # ---- requests ---------------------------------------------------------------------------
+
+    def embed(self, query: Query) -> np.ndarray:
+        """A (1, D) unit row in the space for a validated query."""
+        query = query.validated()
+        return self.embedder.embed_inputs(query.modality, [query.value])
+
+    def answer(self, query: Query, target: str | None, *, k: int = DEFAULT_K, labels: str | Sequence[str] | None = None,
+               gallery: SessionGallery | None = None, progress: ProgressFn = _log_progress) -> Results:
+        """Search `target` items (None: any) of a gallery, or name the input when `target` is text."""
+        if target is not None and target not in MODALITY_NAMES:
+            raise InputError(f"Unknown target {target!r}; choose one of {', '.join(MODALITY_NAMES)}.")
+        if not 1 <= int(k) <= 64:
+            raise InputError(f"Ask for between 1 and 64 results, not {k}.")
+        progress(0.1, f"Embedding your {MODALITY_NAMES.get(query.modality, 'input').lower()}")
+        embedding = self.embed(query)
+        progress(0.7, "Naming it" if target == "text" else "Searching")
+        if target == "text":
+            return Results(labels=self._classify(query.modality, embedding, labels))
+        searched = self.gallery if gallery is None else gallery.gallery
+        if len(searched) == 0:
+            raise InputError(EMPTY_GALLERY if gallery is not None else "The default gallery is empty "
+                             "(assets/ holds nothing); upload your own items in the 'Your gallery' tab.")
+        hits = search(self.embedder, searched, query.modality, embeddings=embedding, k=int(k), target=target)[0]
+        return Results(hits=[self._hit(searched, hit) for hit in hits])
+
+    def answer_own(self, query: Query, gallery: SessionGallery | None, *, k: int = DEFAULT_K,
+                   progress: ProgressFn = _log_progress) -> Results:
+        """Search a visitor's own gallery only (None: they have not added anything yet)."""
+        if gallery is None or len(gallery) == 0:
+            raise InputError(EMPTY_GALLERY)
+        return self.answer(query, None, k=k, gallery=gallery, progress=progress)
+
+    def preview(self, query: Query) -> str:
+        """A light 3D file of an uploaded shape that gr.Model3D displays."""
+        from cmcr.media.preview import points_to_preview
+
+        query = query.validated()
+        points = self.embedder.decode("points", query.value)
+        target = self.workdir / "uploads" / f"{_digest(points.tobytes())}.glb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            points_to_preview(points, target)
+        return str(target)
+
+    def new_session_gallery(self) -> SessionGallery:
+        from cmcr.gallery import Gallery
+
+        root = Path(tempfile.mkdtemp(prefix="session-", dir=self.workdir))
+        return SessionGallery(Gallery.create(root, self.embedder.space_id, self.loaded.space.dim), self.shapes)
+
+    def add_to_session_gallery(self, gallery: SessionGallery, paths: Sequence[str],
+                               progress: ProgressFn = _log_progress) -> str:
+        """Embed uploaded images and shapes into a visitor's gallery; a summary to show them."""
+        from cmcr.gallery import SourceFile, caption_from_name, ingest
+
+        if not paths:
+            raise InputError("Choose some images or 3D files to add first.")
+        if len(gallery) + len(paths) > SessionGallery.MAX_ITEMS:
+            raise InputError(f"A session gallery holds at most {SessionGallery.MAX_ITEMS} items; "
+                             f"it has {len(gallery)} and you added {len(paths)}.")
+        sources, refused = [], []
+        for path in map(Path, paths):
+            modality = upload_modality(path)
+            if modality is None:
+                refused.append((path.name, "only images and 3D files can be added"))
+            else:
+                sources.append(SourceFile(path, modality, caption_from_name(path)))
+        progress(0.2, f"Embedding {len(sources)} files")
+        report = ingest(gallery.gallery, sources, self.embedder, progress=_each(progress, len(sources), "Embedding"))
+        refused += [(Path(name).name, reason) for name, reason in report.failed]
+        return _summary(report.added, report.duplicates, refused, len(gallery))
+
+    def _classify(self, modality: str, embedding: np.ndarray, labels: str | Sequence[str] | None) -> dict[str, float]:
+        """Label probabilities; the default label set's prompt embeddings are computed once."""
+        from cmcr.retrieval import DEFAULT_LABELS, TEMPLATES, ZeroShotClassifier
+
+        if modality not in DEFAULT_LABELS:
+            raise InputError(f"Naming works for audio, images and 3D shapes, not {MODALITY_NAMES[modality].lower()}.")
+        candidates = _label_list(labels)
+        if len(candidates) > MAX_LABELS:
+            raise InputError(f"Give at most {MAX_LABELS} labels (you gave {len(candidates)}).")
+        if candidates:
+            classifier = ZeroShotClassifier(self.embedder, candidates, TEMPLATES[modality])
+        else:
+            with self._lock:
+                if modality not in self._default_classifiers:
+                    self._default_classifiers[modality] = ZeroShotClassifier(
+                        self.embedder, DEFAULT_LABELS[modality], TEMPLATES[modality])
+            classifier = self._default_classifiers[modality]
+        return dict(classifier.classify(embedding)[0])
+
+    def _hit(self, gallery: Any, hit: Any) -> Hit:
+        item = hit.item
+        preview = gallery.preview_path(item)
+        return Hit(
+            rank=hit.rank, score=hit.score, modality=item.modality, caption=item.caption,
+            file=preview if item.modality == "audio" else Path(item.source),
+            preview=_display_image(gallery, item, self.shapes),
+            view3d=preview if item.modality == "points" else None,
+        )
+
+
+def _label_list(labels: str | Sequence[str] | None) -> list[str]:
+    """Comma-separated text or a list → distinct non-empty labels (empty: use the defaults)."""
+    if labels is None:
+        return []
+    parts = labels.split(",") if isinstance(labels, str) else labels
+    return list(dict.fromkeys(part.strip() for part in parts if part.strip()))
+
+
+def unreadable_image_reason(path: str | Path) -> str:
+    """Why an upload that Gradio's image widget could not open is unusable, in cmcr.media's words."""
+    from cmcr.media.image import load_image
+
+    try:
+        load_image(path)
+    except InputError as error:
+        return str(error)
+    return f"'{Path(path).name}' could not be opened as an image; upload a JPEG, PNG, WebP, BMP, GIF or TIFF file."
+
+
+def upload_modality(path: Path) -> str | None:
+    """Images and shapes can join a session gallery; the suffix says which."""
+    suffix = path.suffix.lower()
+    if suffix in POINT_FILE_TYPES:
+        return "points"
+    from cmcr.gallery import EXTENSIONS
+
+    return "image" if suffix in EXTENSIONS["image"] else None
+
+
+def _summary(added: int, duplicates: int, refused: list[tuple[str, str]], total: int) -> str:
+    lines = [f"Added **{added}** item(s); your gallery now holds **{total}**."]
+    if duplicates:
+        lines.append(f"{duplicates} file(s) were already in it.")
+    lines += [f"- Skipped `{name}`: {reason}" for name, reason in refused]
+    return "\n".join(lines)
+
+
+def build_default_gallery(assets: Path, folder: Path, embedder: Any, progress: ProgressFn = _log_progress):
+    """Embed every item of assets/ (the generated default gallery) with the active space."""
+    from cmcr.gallery import Gallery, ingest, scan_folder
+
+    gallery = Gallery.create(folder, embedder.space_id, embedder.space.dim)
+    sources = scan_folder(assets) if assets.is_dir() else []
+    if not sources:
+        log.warning("no default gallery: %s holds no assets (run scripts/make_assets.py)", assets)
+        return gallery
+    progress(0.0, f"Embedding the default gallery ({len(sources)} items)")
+    report = ingest(gallery, sources, embedder, progress=_each(progress, len(sources), "Embedding the default gallery"))
+    for path, reason in report.failed:
+        log.warning("default gallery: skipped %s: %s", path, reason)
+    return gallery
+
+
+def _manifest_items(assets: Path) -> list[dict]:
+    manifest = assets / "manifest.json"
+    if not manifest.is_file():
+        return []
+    return json.loads(manifest.read_text())["items"]
+
+
+def _digest(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()[:24]
+
+
+def _each(progress: ProgressFn, total: int, message: str) -> Callable[[Sequence], Any]:
+    """An iterable wrapper (the shape `ingest` takes, like tqdm) that reports about ten times."""
+    every = max(1, total // 10)
+
+    def wrap(items: Sequence):
+        for index, item in enumerate(items):
+            if index % every == 0:
+                progress(index / max(total, 1), f"{message} ({index + 1}/{total})")
+            yield item
+
+    return wrap
+
+
+def _scaled(progress: ProgressFn, start: float, stop: float) -> ProgressFn:
+    """Report a sub-task's 0..1 progress as the start..stop slice of the whole."""
+    return lambda fraction, message: progress(start + (stop - start) * fraction, message)
