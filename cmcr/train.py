@@ -582,7 +582,6 @@ def train_space(memory: "FeatureMemory", method: str, config: TrainConfig, *,
     connection name → {"metrics", "history"}.
     """
     from cmcr.features import available_connections, load_connection
-    from cmcr.space import UnifiedSpace
 
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; choose one of {METHODS}")
@@ -597,16 +596,28 @@ def train_space(memory: "FeatureMemory", method: str, config: TrainConfig, *,
                                       config, method, progress=progress) for name in names}
     report = {name: {"metrics": _json_safe(result.metrics), "history": result.history}
               for name, result in results.items()}
+    return build_spaces(results, method, config), report
+
+
+def build_spaces(results: Mapping[str, TrainResult], method: str, config: TrainConfig, *,
+                 encoders: dict[str, dict] | None = None):
+    """Assemble trained connections (name → TrainResult) into spaces.
+
+    Ex-MCR gives one UnifiedSpace (CLIP base plus every connection's leaf head); C-MCR gives
+    {"clap-clip": space, ...}, one pairwise space per connection. `encoders` adds per-encoder
+    facts (weights, revision) to config.json, as `UnifiedSpace.build` describes.
+    """
+    from cmcr.space import UnifiedSpace
+
     hyperparameters = config.to_dict()
+    metrics = {name: _json_safe(result.metrics) for name, result in results.items()}
     if method == "ex-mcr":
         heads = {leaf: head for result in results.values() for leaf, head in result.heads.items()}
-        metrics = {name: entry["metrics"] for name, entry in report.items()}
-        return UnifiedSpace.build(method, heads, base="clip", hyperparameters=hyperparameters,
-                                  metrics=metrics), report
-    spaces = {name.replace("→", "-"): UnifiedSpace.build(
-        method, result.heads, hyperparameters=hyperparameters, metrics=report[name]["metrics"])
-        for name, result in results.items()}
-    return spaces, report
+        return UnifiedSpace.build(method, heads, base="clip", encoders=encoders,
+                                  hyperparameters=hyperparameters, metrics=metrics)
+    return {name.replace("→", "-"): UnifiedSpace.build(
+        method, result.heads, encoders=encoders, hyperparameters=hyperparameters,
+        metrics=metrics[name]) for name, result in results.items()}
 
 
 def _json_safe(metrics: Mapping) -> dict:

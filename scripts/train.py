@@ -1,4 +1,13 @@
-"""Train C-MCR / Ex-MCR projectors from a feature memory folder (no encoder is loaded).
+"""Train C-MCR / Ex-MCR projectors: the whole pipeline, or only the training step.
+
+Whole pipeline (cmcr.pipeline; `--help` without `--features` lists its options): raw data →
+features (cached) → both connections → held-out evaluation → space folder + model card → Hub.
+
+    python scripts/train.py --profile tiny                       # offline smoke run, ~1 min on a CPU
+    python scripts/train.py [--config configs/default.yaml] [--images DIR --audio DIR --points DIR
+                            --text FILE] [--set train.epochs=40] [--push-to-hub OWNER/NAME]
+
+Training only, from a feature memory folder (no encoder is loaded):
 
     python scripts/train.py --features DIR --output OUT [--method ex-mcr|c-mcr]
                             [--config FILE.yaml|.toml] [--set epochs=3 --set lr=3e-4]
@@ -15,6 +24,7 @@ import json
 import sys
 from pathlib import Path
 
+from cmcr import pipeline
 from cmcr.errors import InputError
 from cmcr.features import FeatureMemory
 from cmcr.train import METHODS, load_config, save_training_curve, train_space
@@ -47,6 +57,9 @@ def write_outputs(spaces, report: dict, output: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not any(arg == "--features" or arg.startswith("--features=") for arg in argv):
+        return pipeline.main(argv)
     args = parse_args(argv)
     try:
         config = load_config(args.config, args.overrides)

@@ -1,0 +1,77 @@
+"""Embed folders of images, audio and 3D files and text files into a feature memory (DESIGN §3).
+
+    python scripts/extract_features.py --images DIR --audio DIR --points DIR --text FILE \
+        --output features/ --profile tiny|full [--num-workers 8] [--shard-size 1024]
+
+    # several GPUs: every rank embeds every WORLD_SIZE-th shard, rank 0 merges at the end
+    torchrun --nproc-per-node 8 scripts/extract_features.py --images DIR ... --output features/
+
+Text files: .txt (one text per line), .jsonl (a "text" field) or .csv (a "text" column, or
+--text-column); `--corpus N` adds N sentences of the built-in corpus. Folders are searched
+recursively by file extension. Unreadable files are skipped and listed in OUT/skipped.jsonl.
+Re-running resumes: finished shards are kept, and a memory already built from the same sources,
+weights and settings is reused as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cmcr.corpus import default_corpus
+from cmcr.errors import CMCRError
+from cmcr.extract import ExtractOptions, Rank, collect_sources, extract, finalise
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--text", type=Path, action="append", default=[], help="text file (repeatable)")
+    parser.add_argument("--text-column", default="text", help="column of .csv text files")
+    parser.add_argument("--corpus", type=int, metavar="N", help="add N sentences of the built-in corpus")
+    parser.add_argument("--images", type=Path, help="folder of images")
+    parser.add_argument("--audio", type=Path, help="folder of audio files")
+    parser.add_argument("--points", type=Path, help="folder of 3D files (meshes or point clouds)")
+    parser.add_argument("--output", type=Path, required=True, help="feature memory folder")
+    parser.add_argument("--profile", choices=("full", "tiny"), default="full")
+    parser.add_argument("--shard-size", type=int, default=ExtractOptions.shard_size)
+    parser.add_argument("--batch-size", type=int, default=ExtractOptions.batch_size,
+                        help="items decoded and embedded per step")
+    parser.add_argument("--num-workers", type=int, default=ExtractOptions.num_workers,
+                        help="decoding worker processes")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 (default: the GPU of LOCAL_RANK, else cpu)")
+    parser.add_argument("--dtype", choices=("float16", "float32"), default=ExtractOptions.dtype)
+    parser.add_argument("--num-points", type=int, default=ExtractOptions.num_points)
+    parser.add_argument("--finalise", action="store_true",
+                        help="only merge finished shards (after a multi-rank run without torchrun)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    options = ExtractOptions(profile=args.profile, shard_size=args.shard_size, batch_size=args.batch_size,
+                             num_workers=args.num_workers, device=args.device, dtype=args.dtype,
+                             num_points=args.num_points)
+    try:
+        sources = collect_sources(text=args.text, texts=default_corpus(args.corpus) if args.corpus else None,
+                                  images=args.images, audio=args.audio, points=args.points,
+                                  text_column=args.text_column)
+        if args.finalise:
+            report = finalise(sources, args.output, options)
+        else:
+            rank = Rank.from_env()
+            report = extract(sources, args.output, options, rank=rank)
+            if not report.finalised and not report.up_to_date and rank.rank == 0:
+                print("shards written; when every rank is done, merge with the same arguments plus --finalise")
+    except CMCRError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished shards are kept; run the same command again to resume", file=sys.stderr)
+        return 130
+    print(report.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
