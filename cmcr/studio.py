@@ -157,6 +157,7 @@ class Loaded:
     encoders: dict[str, Any]
     profile: str
     notice: str | None = None
+    space_label: str = "an untrained local space"
 
     @functools.cached_property
     def embedder(self):
@@ -171,7 +172,8 @@ def load_models(settings: StudioSettings, progress: ProgressFn = _log_progress) 
     if settings.profile not in ("full", "tiny"):
         raise InputError(f"Unknown profile {settings.profile!r}; use 'full' or 'tiny'.")
     if settings.profile == "tiny":
-        return _load_tiny(settings, progress, TINY_CHOSEN)
+        named = settings.space_repo if settings.space_repo != DEFAULT_SPACE_REPO else None
+        return _load_tiny(settings, progress, TINY_CHOSEN, space_repo=named)
     try:
         return _load_full(settings, progress)
     except HubUnavailableError as error:
@@ -201,18 +203,48 @@ def _load_full(settings: StudioSettings, progress: ProgressFn) -> Loaded:
     for index, name in enumerate(ENCODERS):
         progress((index + 1) / (len(ENCODERS) + 1), f"Loading the {name.upper()} encoder")
         encoders[name] = build_encoder(name, "full", device=settings.device).load()
-    return Loaded(space=space, encoders=encoders, profile="full")
+    return Loaded(space=space, encoders=encoders, profile="full", space_label=_space_label(settings))
 
 
-def _load_tiny(settings: StudioSettings, progress: ProgressFn, notice: str) -> Loaded:
+def _load_tiny(
+    settings: StudioSettings, progress: ProgressFn, notice: str, space_repo: str | None = None
+) -> Loaded:
+    """Toy encoders with either a named tiny-profile space (the offline train → Hub → app loop:
+    `scripts/train.py --profile tiny` makes one) or, by default, an untrained seeded one."""
     from cmcr.encoders import build_encoder
 
     encoders = {}
     for index, name in enumerate(ENCODERS):
         progress(index / (len(ENCODERS) + 1), f"Building the tiny {name.upper()} encoder")
         encoders[name] = build_encoder(name, "tiny", device=settings.device).load()
-    progress(len(ENCODERS) / (len(ENCODERS) + 1), "Building an untrained tiny space")
-    return Loaded(space=tiny_space(encoders), encoders=encoders, profile="tiny", notice=notice)
+    if space_repo is None:
+        progress(len(ENCODERS) / (len(ENCODERS) + 1), "Building an untrained tiny space")
+        return Loaded(space=tiny_space(encoders), encoders=encoders, profile="tiny", notice=notice)
+    progress(len(ENCODERS) / (len(ENCODERS) + 1), f"Loading the tiny-profile space {space_repo}")
+    space = load_tiny_profile_space(space_repo, settings.revision)
+    return Loaded(space=space, encoders=encoders, profile="tiny", notice=notice,
+                  space_label=_space_label(settings))
+
+
+def _space_label(settings: StudioSettings) -> str:
+    label = f"`{settings.space_repo}`"
+    return label + (f" @ `{settings.revision}`" if settings.revision else "")
+
+
+def load_tiny_profile_space(space_repo: str, revision: str | None = None):
+    """A trained space for the tiny encoders. A space trained on full-size encoder features has the
+    same widths (512) and would load silently while meaning nothing, so it is refused."""
+    from cmcr.space import UnifiedSpace
+
+    space = UnifiedSpace.from_pretrained(space_repo, revision=revision)
+    encoders = space.config.get("encoders", {})
+    full = sorted(name for name, facts in encoders.items() if facts.get("profile") == "full")
+    if full:
+        raise InputError(
+            f"The space {space_repo} was trained on full-size {', '.join(full)} features; the tiny "
+            "profile's toy encoders cannot use it. Start without --profile tiny to serve it."
+        )
+    return space
 
 
 def tiny_space(encoders: dict[str, Any]):
@@ -349,9 +381,7 @@ class Studio:
 
     @property
     def description(self) -> str:
-        source = "an untrained local space" if self.profile == "tiny" else f"`{self.settings.space_repo}`"
-        if self.profile == "full" and self.settings.revision:
-            source += f" @ `{self.settings.revision}`"
+        source = self.loaded.space_label
         counts = {m: sum(item.modality == m for item in self.gallery.items) for m in MODALITY_NAMES}
         held = ", ".join(f"{n} {MODALITY_NAMES[m].lower()}" for m, n in counts.items() if n)
         return f"Space: {source} · profile: {self.profile} · default gallery: {held or 'empty'}"

@@ -232,3 +232,33 @@ def test_c_mcr_writes_one_space_folder_per_connection(sources, tmp_path):
         card = (folder / "README.md").read_text()
         assert f"![{name.replace('-', '→')}](curve-{name}.png)" in card
         assert (folder / f"curve-{name}.png").is_file()
+
+
+def test_the_app_serves_a_tiny_space_pulled_from_the_hub(first_run, fake_hub, hub_cache, monkeypatch):
+    """train → Hub → app, offline: the studio's tiny profile loads the space named with --space."""
+    from cmcr.hub import push_folder
+    from cmcr.studio import StudioSettings, load_models
+
+    _, first, _ = first_run
+    folder = first.spaces["unified"]
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    push_folder(folder, "user/cmcr-app-loop")
+    loaded = load_models(StudioSettings(space_repo="user/cmcr-app-loop", profile="tiny", device="cpu"))
+    assert loaded.profile == "tiny" and "user/cmcr-app-loop" in loaded.space_label
+    rows = np.random.default_rng(1).standard_normal((3, 512)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.space.project(encoder="clap", modality="audio", features=rows),
+                                  UnifiedSpace.from_pretrained(folder).project(encoder="clap", modality="audio",
+                                                                               features=rows))
+
+
+def test_the_app_refuses_a_full_profile_space_with_tiny_encoders(first_run, tmp_path):
+    from cmcr.errors import InputError
+    from cmcr.studio import load_tiny_profile_space
+
+    _, first, _ = first_run
+    space = UnifiedSpace.from_pretrained(first.spaces["unified"])
+    config = json.loads(json.dumps(space.config))
+    config["encoders"]["clap"]["profile"] = "full"
+    UnifiedSpace(config, dict(space.heads)).save_pretrained(tmp_path / "full-space")
+    with pytest.raises(InputError, match="full-size clap features"):
+        load_tiny_profile_space(str(tmp_path / "full-space"))
