@@ -1,0 +1,56 @@
+"""Speed and scale benchmarks, each figure next to a baseline measured in the same run.
+
+    python scripts/benchmark.py                                   # small sizes, GPU if present
+    python scripts/benchmark.py --device cpu --sizes small --out benchmark-cpu.json
+    python scripts/benchmark.py --device cuda --sizes full --out benchmark-h100.json
+    python scripts/benchmark.py --only points search              # some sections only
+
+Sizes: `tiny` (toy encoders, seconds: the CI smoke run), `small` (full-size architectures,
+a few minutes on a 2-core CPU), `full` (DESIGN §5 workloads: 1M-row galleries and memories).
+Prints a markdown table per section and writes every figure to JSON (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tqdm.auto import tqdm
+
+from cmcr.benchmark import SECTIONS, SIZE_PLANS, run_benchmarks, to_markdown, write_json
+from cmcr.errors import CMCRError
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                        help="where to run (default: cuda when torch sees a GPU, else cpu)")
+    parser.add_argument("--sizes", choices=tuple(SIZE_PLANS), default="small")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, metavar="NAME",
+                        help=f"run only these sections: {', '.join(SECTIONS)}")
+    parser.add_argument("--out", default="benchmark-results.json", help="JSON file to write")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch and FAISS CPU threads (default: theirs, one per core)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with tqdm(desc="benchmark", bar_format="{desc}: {elapsed} {postfix}", file=sys.stderr) as bar:
+        def progress(message: str) -> None:
+            bar.set_postfix_str(message)
+            bar.update()
+
+        try:
+            result = run_benchmarks(args.device, args.sizes, args.only, progress, args.seed, args.threads)
+        except CMCRError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+    print(to_markdown(result))
+    print(f"\nwrote {write_json(result, args.out)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
