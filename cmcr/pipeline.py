@@ -27,7 +27,6 @@ import os
 import reprlib
 import shutil
 import sys
-import tomllib
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
+from cmcr import configfile
 from cmcr.errors import CMCRError, HubUnavailableError, InputError
 from cmcr.features import CONNECTIONS, FeatureMemory, get_connection
 
@@ -114,19 +113,10 @@ PATH_KEYS = {("sources", "images"), ("sources", "audio"), ("sources", "points"),
 
 
 def read_config_file(path: str | Path) -> dict:
-    """A YAML (.yaml/.yml) or TOML (.toml) file as a nested dict; relative source paths are made
-    relative to the file's folder."""
+    """A YAML or TOML run config as a nested dict; relative source paths are made relative to the
+    file's folder."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"config file {path} does not exist")
-    try:
-        text = path.read_text()
-        values = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, RecursionError, tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise InputError(f"cannot read config file {path}: {exc}") from exc
-    values = {} if values is None else values
-    if not isinstance(values, dict):
-        raise InputError(f"config file {path} must hold a mapping (section: {{option: value}})")
+    values = configfile.read_config_file(path)
     sources = values.get("sources")
     if isinstance(sources, dict):
         values["sources"] = {key: _anchor(value, path.parent) if ("sources", key) in PATH_KEYS else value
@@ -150,14 +140,7 @@ def apply_overrides(values: dict, overrides: list[str]) -> dict:
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {key: dict(value) if isinstance(value, dict) else value for key, value in values.items()}
     for override in overrides:
-        key, sep, text = override.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise InputError(f"override {override!r} must look like key=value, e.g. train.epochs=3")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise InputError(f"cannot parse the value of {override!r}: {exc}") from exc
+        key, value = configfile.parse_override(override)
         section, dot, name = key.rpartition(".")
         if not dot and name in train_fields:
             section = "train"

@@ -536,41 +536,11 @@ def save_training_curve(history: Mapping[str, list[float]], path: str | Path,
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> TrainConfig:
     """A TrainConfig from a YAML/TOML file of field values, then `key=value` overrides
     (values parsed as YAML, so `top_k=null`, `amp=false`, `lr=3e-4` all work)."""
-    values = _read_config_file(Path(path)) if path else {}
-    for override in overrides:
-        key, sep, text = override.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"override {override!r} must look like key=value, e.g. epochs=3")
-        values[key.strip()] = _parse_value(text)
+    from cmcr.configfile import parse_override, read_config_file
+
+    values = read_config_file(path) if path else {}
+    values.update(parse_override(override) for override in overrides)
     return TrainConfig.from_dict(values)
-
-
-def _read_config_file(path: Path) -> dict:
-    import tomllib
-
-    import yaml
-
-    if not path.is_file():
-        raise InputError(f"config file {path} does not exist")
-    try:
-        text = path.read_text()
-        values = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, RecursionError, tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise InputError(f"cannot read config file {path}: {exc}") from exc
-    if values is None:
-        return {}
-    if not isinstance(values, dict):
-        raise InputError(f"config file {path} must hold a mapping of option: value")
-    return values
-
-
-def _parse_value(text: str):
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(f"cannot parse value {text!r}: {exc}") from exc
 
 
 def train_space(memory: "FeatureMemory", method: str, config: TrainConfig, *,
