@@ -187,6 +187,7 @@ class ExtractOptions:
     device: str | None = None  # None: cuda:LOCAL_RANK when a GPU exists, else cpu
     dtype: str = "float16"  # of the stored features
     num_points: int = 8192  # points sampled per 3D file
+    reduced_decode: bool = True  # JPEGs decoded at the smallest DCT scale the encoders' input allows
 
     def check(self) -> None:
         if self.profile not in ("full", "tiny"):
@@ -201,7 +202,8 @@ class ExtractOptions:
 
 
 def _stored_settings(options: ExtractOptions) -> dict[str, Any]:
-    return {name: getattr(options, name) for name in ("profile", "shard_size", "dtype", "num_points")}
+    return {name: getattr(options, name) for name in ("profile", "shard_size", "dtype", "num_points",
+                                                  "reduced_decode")}
 
 
 @dataclass(frozen=True)
@@ -373,40 +375,59 @@ class ExtractReport:
 
 
 class _Decoded(Dataset):
-    """Decodes one item per index (in DataLoader workers); unreadable files come back as reasons.
+    """Decodes and prepares one item per index (in DataLoader workers); unreadable files come
+    back as reasons.
 
+    Each item comes back as `{encoder name: that encoder's input}`: the encoders' model-free
+    preparation (image resize and crop) runs here too, beside decoding, so it is spread over the
+    workers instead of queueing in the process that holds the models.
     Only `InputError` means "bad file" (cmcr.media turns every decoding failure into one); any
     other exception is a bug and stops the run rather than silently skipping every file.
     """
 
-    def __init__(self, modality: str, items: list[dict], num_points: int) -> None:
+    def __init__(self, modality: str, items: list[dict], num_points: int,
+                 preparers: dict[str, Callable[[Sequence], Any] | None], min_side: int | None = None) -> None:
         self.modality, self.items, self.num_points = modality, items, num_points
+        self.preparers, self.min_side = preparers, min_side
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> tuple[int, Any, str | None]:
+    def __getitem__(self, index: int) -> tuple[int, dict[str, Any] | None, str | None]:
         item = self.items[index]
         try:
-            return index, _decode(self.modality, item, self.num_points), None
+            decoded = _decode(self.modality, item, self.num_points, self.min_side)
+            return index, {name: decoded if prepare is None else prepare([decoded])[0]
+                           for name, prepare in self.preparers.items()}, None
         except InputError as exc:
             return index, None, str(exc)
 
 
-def _decode(modality: str, item: dict, num_points: int) -> Any:
+def _decode(modality: str, item: dict, num_points: int, min_side: int | None) -> Any:
     if modality == "text":
         return item["text"]
     from cmcr import media
 
     if modality == "image":
-        return media.load_image(item["path"])
+        return media.load_image(item["path"], min_side=min_side)
     if modality == "audio":
         return media.load_audio(item["path"])
     return media.load_points(item["path"], num_points=num_points)
 
 
-def _unbatched(batch: list) -> list:
-    return batch
+def _collate(batch: list[tuple[int, dict[str, Any] | None, str | None]]
+             ) -> tuple[list[tuple[int, str | None]], dict[str, Any]]:
+    """In the worker: (index, reason) per item, and each encoder's inputs of the readable items --
+    prepared images stacked into one tensor, so a batch crosses to the main process as a few
+    shared-memory blocks rather than one per item (each costs a file descriptor)."""
+    readable = [inputs for _, inputs, reason in batch if reason is None]
+    names = readable[0] if readable else {}
+    return ([(index, reason) for index, _, reason in batch],
+            {name: _stacked([inputs[name] for inputs in readable]) for name in names})
+
+
+def _stacked(values: list) -> Any:
+    return torch.stack(values) if isinstance(values[0], torch.Tensor) else values
 
 
 # --- running ----------------------------------------------------------------------------------
@@ -456,19 +477,23 @@ def _embed_modality(plan: Plan, tasks: list[Task], output: Path, encoders: _Enco
     batch = options.batch_size
     batches = [list(range(start, min(start + batch, t.start + t.count)))
                for t in tasks for start in range(t.start, t.start + t.count, batch)]
-    loader = DataLoader(_Decoded(modality, items, options.num_points), batch_sampler=batches,
+    names = MODALITY_ENCODERS[modality]
+    preparers = {name: encoders.get(name).preparer(modality) for name in names}
+    sides = [getattr(prepare, "min_side", None) for prepare in preparers.values()]
+    min_side = max(sides) if options.reduced_decode and None not in sides else None
+    loader = DataLoader(_Decoded(modality, items, options.num_points, preparers, min_side), batch_sampler=batches,
                         num_workers=0 if modality == "text" else options.num_workers,
-                        collate_fn=_unbatched)
+                        collate_fn=_collate)
     queue = iter(tasks)
     task, rows, kept, skipped = next(queue), {}, [], []
-    for decoded in loader:
-        good = [(i, value) for i, value, reason in decoded if reason is None]
+    for decoded, inputs in loader:
+        good = [i for i, reason in decoded if reason is None]
         skipped += [{"modality": modality, "id": items[i]["id"], "reason": reason}
-                    for i, _, reason in decoded if reason is not None]
+                    for i, reason in decoded if reason is not None]
         if good:
-            kept += [_stored_item(items[i]) for i, _ in good]
-            for name in MODALITY_ENCODERS[modality]:
-                embedded = encoders.get(name).embed(modality, [value for _, value in good])
+            kept += [_stored_item(items[i]) for i in good]
+            for name in names:
+                embedded = encoders.get(name).embed(modality, inputs[name])
                 rows.setdefault(name, []).append(embedded)
         bar.update(len(decoded))
         if decoded[-1][0] == task.start + task.count - 1:

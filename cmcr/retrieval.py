@@ -85,10 +85,12 @@ class SpaceEmbedder:
             f"and {modality} needs {' or '.join(ENCODER_PREFERENCE[modality])}."
         )
 
-    def decode(self, modality: str, source: Any) -> Any:
+    def decode(self, modality: str, source: Any, *, reduced: bool = False) -> Any:
         """A raw input (path, bytes, file object; a string for text) as the encoder's item type.
 
         Already-decoded items (a PIL image, a sample or point array) are validated, not re-read.
+        `reduced`: decode JPEGs at the smallest DCT scale the encoder's input size allows
+        (`load_image(min_side=)`): several times faster for photos, pixels within a few levels.
         """
         from cmcr import media
 
@@ -99,7 +101,9 @@ class SpaceEmbedder:
         if modality == "image":
             from PIL import Image
 
-            return source.convert("RGB") if isinstance(source, Image.Image) else media.load_image(source)
+            if isinstance(source, Image.Image):
+                return source.convert("RGB")
+            return media.load_image(source, min_side=self._image_side() if reduced else None)
         if modality == "audio":
             return _audio_array(source) if isinstance(source, np.ndarray) else media.load_audio(source)
         if modality == "points":
@@ -108,8 +112,17 @@ class SpaceEmbedder:
             return media.load_points(source)
         raise InputError(f"Unknown modality {modality!r}; choose one of {', '.join(ENCODER_PREFERENCE)}.")
 
+    def _image_side(self) -> int | None:
+        preparer = self.encoders[self.encoder_for("image")].preparer("image")
+        return None if preparer is None else preparer.min_side
+
+    def prepare(self, modality: str, batch: Sequence) -> Sequence:
+        """Decoded items → the encoder's input (`Encoder.prepare`: model-free, thread-safe), which
+        `embed` takes like decoded items."""
+        return self.encoders[self.encoder_for(modality)].prepare(modality, batch)
+
     def embed(self, modality: str, batch: Sequence) -> np.ndarray:
-        """Decoded items → (N, D) unit rows in the space."""
+        """Decoded (or prepared) items → (N, D) unit rows in the space."""
         encoder = self.encoder_for(modality)
         features = self.encoders[encoder].embed(modality, batch)
         return self.space.project(encoder=encoder, modality=modality, features=features)

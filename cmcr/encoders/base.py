@@ -19,6 +19,7 @@ Writing an encoder (the contract `cmcr.encoders.ulip` follows too):
 
         def _load(self) -> None: ...          # build the model on self.device (called once)
         def _forward(self, modality, items) -> torch.Tensor: ...   # (len(items), dim)
+        def preparer(self, modality): ...     # optional: model-free work for DataLoader workers
 
 and add its module to `ENCODER_MODULES`. `_forward` runs under `torch.inference_mode()` and the
 configured autocast; it may return any float dtype and need not normalise.
@@ -34,7 +35,7 @@ import dataclasses
 import importlib
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -144,6 +145,19 @@ class BaseEncoder(ABC):
         self.load()
         chunks = [self._embed_chunk(modality, batch[i : i + size]) for i in range(0, len(batch), size)]
         return np.concatenate(chunks, axis=0)
+
+    def preparer(self, modality: str) -> Callable[[Sequence], Any] | None:
+        """The model-free, picklable step that turns decoded items into `embed`'s input (images:
+        resize and crop to uint8), so it can run where items are decoded -- DataLoader workers,
+        thread pools -- instead of in the process that holds the model. None: nothing to do."""
+        return None
+
+    def prepare(self, modality: str, batch: Sequence) -> Any:
+        """`preparer(modality)` applied to `batch`; `embed` takes the result like the raw items
+        (and gives the same embeddings)."""
+        self._check_request(modality, batch)
+        prepare = self.preparer(modality)
+        return list(batch) if prepare is None else prepare(batch)
 
     def _check_request(self, modality: str, batch: Sequence) -> None:
         if modality not in self.modalities:

@@ -11,6 +11,7 @@ The tokenizer is open_clip's `SimpleTokenizer`, whose BPE vocabulary ships insid
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,6 +19,7 @@ from typing import Any, ClassVar
 import torch
 
 from cmcr.encoders.base import BaseEncoder, download
+from cmcr.encoders.pixels import PixelPreparer
 from cmcr.encoders.profiles import CLIP_PROFILES, ClipConfig
 from cmcr.errors import CheckpointError, InputError
 
@@ -87,6 +89,32 @@ def build_clip_model(config: ClipConfig) -> torch.nn.Module:
     return model.eval()
 
 
+def clip_pixel_preparer(config: ClipConfig) -> PixelPreparer:
+    """open_clip's eval transform for this config, split before its `ToTensor`: the PIL steps
+    (resize, crop, RGB) run as open_clip writes them, and its `Normalize` statistics move to the
+    batched on-device step, so the pixels stay exactly open_clip's."""
+    import open_clip
+    from torchvision.transforms import Compose, Normalize, ToTensor
+
+    size = open_clip.utils.to_2tuple(clip_model_cfg(config)["vision_cfg"]["image_size"])  # as CLIP's
+    transform = open_clip.image_transform(size, is_train=False, **_preprocess_cfg(config))
+    *pil_steps, to_tensor, normalize = transform.transforms
+    if not isinstance(to_tensor, ToTensor) or not isinstance(normalize, Normalize):
+        raise CheckpointError(f"Unexpected open_clip eval transform for {config.model_name}: {transform}")
+    return PixelPreparer("CLIP", Compose(pil_steps), size, tuple(normalize.mean), tuple(normalize.std))
+
+
+def _preprocess_cfg(config: ClipConfig) -> dict[str, Any]:
+    """The preprocessing a pretrained tag was trained with (mean/std, interpolation, resize mode)."""
+    import open_clip
+
+    pretrained_cfg = {}
+    if config.pretrained:
+        pretrained_cfg = open_clip.get_pretrained_cfg(config.model_name, config.pretrained)
+    keys = ("mean", "std", "interpolation", "resize_mode")
+    return {key: pretrained_cfg[key] for key in keys if key in pretrained_cfg}
+
+
 class ClipEncoder(BaseEncoder):
     """CLIP image and text towers; images go through open_clip's eval preprocessing."""
 
@@ -98,32 +126,16 @@ class ClipEncoder(BaseEncoder):
         import open_clip
 
         self.model = build_clip_model(self.config).to(self.device)
-        preprocess = self._preprocess_cfg()
-        self.preprocess = open_clip.image_transform(
-            self.model.visual.image_size, is_train=False, **preprocess
-        )
         self.tokenizer = open_clip.SimpleTokenizer(context_length=self.model.context_length)
 
-    def _preprocess_cfg(self) -> dict[str, Any]:
-        import open_clip
+    @functools.cached_property
+    def pixel_preparer(self) -> PixelPreparer:
+        return clip_pixel_preparer(self.config)
 
-        pretrained_cfg = {}
-        if self.config.pretrained:
-            pretrained_cfg = open_clip.get_pretrained_cfg(self.config.model_name, self.config.pretrained)
-        keys = ("mean", "std", "interpolation", "resize_mode")
-        return {key: pretrained_cfg[key] for key in keys if key in pretrained_cfg}
+    def preparer(self, modality: str) -> PixelPreparer | None:
+        return self.pixel_preparer if modality == "image" else None
 
     def _forward(self, modality: str, items: Sequence) -> torch.Tensor:
         if modality == "text":
             return self.model.encode_text(self.tokenizer(list(items)).to(self.device))
-        pixels = torch.stack([self.preprocess(_rgb(image)) for image in items]).to(self.device)
-        return self.model.encode_image(pixels)
-
-
-def _rgb(image: Any) -> Any:
-    """PIL images only: cmcr.media has already decoded and validated the file."""
-    from PIL import Image
-
-    if not isinstance(image, Image.Image):
-        raise InputError(f"CLIP embeds PIL images; got {type(image).__name__}. Load files with cmcr.media.")
-    return image if image.mode == "RGB" else image.convert("RGB")
+        return self.model.encode_image(self.pixel_preparer.normalised(items, self.device))

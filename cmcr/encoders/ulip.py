@@ -15,6 +15,7 @@ one pinned, widely used release, never for a path a user supplies (no code path 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import pickle
 from collections.abc import Mapping, Sequence
@@ -29,6 +30,7 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from cmcr.encoders.base import BaseEncoder, EncoderConfig, download, load_torch_file
+from cmcr.encoders.pixels import PixelPreparer
 from cmcr.encoders.pointbert import PointBERT, PointBERTConfig
 from cmcr.errors import CheckpointError, InputError
 
@@ -171,22 +173,19 @@ def read_official_checkpoint(path: Path, *, pinned_release: bool) -> Any:
         raise CheckpointError(f"Cannot read ULIP checkpoint {path}: {error}") from error
 
 
+def ulip_pixel_preparer(size: int) -> PixelPreparer:
+    """SLIP's evaluation transform: shorter side to `size` (bilinear), centre crop, ImageNet
+    mean/std (applied on the device, batched)."""
+    return PixelPreparer("ULIP", functools.partial(resize_and_crop, size=size), (size, size),
+                         IMAGENET_MEAN, IMAGENET_STD)
+
+
 def preprocess_images(images: Sequence[Image.Image], size: int) -> torch.Tensor:
-    """SLIP's evaluation transform: shorter side to `size`, centre crop, ImageNet mean/std."""
-    arrays = [_resize_and_crop(_require_rgb(image), size) for image in images]
-    pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (pixels - mean) / std
+    """The whole transform on the CPU: normalised float32 (N, 3, size, size)."""
+    return ulip_pixel_preparer(size).normalised(images, torch.device("cpu"))
 
 
-def _require_rgb(image: Any) -> Image.Image:
-    if not isinstance(image, Image.Image):
-        raise InputError(f"ULIP embeds images as PIL images, got {type(image).__name__}.")
-    return image if image.mode == "RGB" else image.convert("RGB")
-
-
-def _resize_and_crop(image: Image.Image, size: int) -> np.ndarray:
+def resize_and_crop(image: Image.Image, size: int) -> Image.Image:
     width, height = image.size
     scale = size / min(width, height)
     resized = image.resize(
@@ -194,7 +193,7 @@ def _resize_and_crop(image: Image.Image, size: int) -> np.ndarray:
     )
     left = (resized.width - size) // 2
     top = (resized.height - size) // 2
-    return np.asarray(resized.crop((left, top, left + size, top + size)), dtype=np.uint8)
+    return resized.crop((left, top, left + size, top + size))
 
 
 def as_cloud_arrays(items: Sequence, min_points: int) -> list[np.ndarray]:
@@ -254,10 +253,16 @@ class ULIPEncoder(BaseEncoder):
         load_official_weights(model, state)
         return model
 
+    @functools.cached_property
+    def pixel_preparer(self) -> PixelPreparer:
+        return ulip_pixel_preparer(self.config.vision.image_size)
+
+    def preparer(self, modality: str) -> PixelPreparer | None:
+        return self.pixel_preparer if modality == "image" else None
+
     def _forward(self, modality: str, items: Sequence) -> torch.Tensor:
         if modality == "image":
-            pixels = preprocess_images(items, self.config.vision.image_size)
-            return self.model.encode_images(pixels.to(self.device))
+            return self.model.encode_images(self.pixel_preparer.normalised(items, self.device))
         point = self.config.point
         return self._embed_clouds(as_cloud_arrays(items, max(point.num_groups, point.group_size)))
 
