@@ -39,6 +39,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", choices=("full", "tiny"), default="full")
     parser.add_argument("--device", help="torch device for the encoders (default: GPU when present)")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--workers", type=int, help="decoding threads (default: one per core, at most 32; 0: none)")
+    parser.add_argument("--full-decode", action="store_true",
+                        help="decode JPEGs at full size (bit-exact pixels; slower than the default reduced decoding)")
     parser.add_argument("--push-to-hub", metavar="REPO", help="upload the gallery to this dataset repo")
     parser.add_argument("--pull", metavar="REPO", help="download a gallery dataset repo into --out")
     return parser.parse_args(argv)
@@ -74,6 +77,7 @@ def embed(args: argparse.Namespace, sources: list[SourceFile]) -> None:
         sources = [SourceFile(Path(item.source), item.modality, item.caption) for item in held] + sources
         save_every = sys.maxsize  # replace the old gallery only once the new one is complete
     report = ingest(gallery, sources, embedder, batch_size=args.batch_size, save_every=save_every,
+                    workers=args.workers, reduced_decode=not args.full_decode,
                     progress=lambda items: tqdm(items, desc="embedding", unit="file"))
     print(f"added {report.added}, already present {report.duplicates}, failed {len(report.failed)}; "
           f"the gallery holds {len(gallery)} items")
