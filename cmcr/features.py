@@ -344,7 +344,7 @@ def _open_array(path: Path, mmap: bool) -> np.ndarray:
     """Open without unpickling (object arrays are refused)."""
     try:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, OverflowError) as exc:  # Overflow: a shape past 2**63 bytes
         raise InputError(f"{path} is not a readable .npy array: {exc}") from exc
 
 
@@ -387,7 +387,13 @@ def _duplicate_id_problems(path: Path) -> list[str]:
     """The exact (slower, set-based) pass, run only when the hash pass saw a repeat."""
     seen, problems = set(), []
     for number, line in enumerate(_iter_lines(path), start=1):
-        item_id = json.loads(line)["id"]
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # already reported by the first pass
+        if not _is_item(item):
+            continue
+        item_id = item["id"]
         if item_id in seen:
             problems.append(f"line {number} repeats id {item_id!r}")
         seen.add(item_id)
@@ -431,6 +437,11 @@ def _manifest_shape_problems(manifest: Any) -> list[str]:
         table = manifest.get(key)
         if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
             problems.append(f"'{key}' must be an object of objects")
+    modalities = manifest.get("modalities")
+    for name, entry in (modalities.items() if isinstance(modalities, dict) else ()):
+        encoders = entry.get("encoders", []) if isinstance(entry, dict) else []
+        if not isinstance(encoders, list) or not all(isinstance(e, str) for e in encoders):
+            problems.append(f"modalities.{name}.encoders must be a list of encoder names")
     return problems
 
 

@@ -201,7 +201,8 @@ def _section(name: str, cls: type, values: Any):
 def _check_ranges(config: PipelineConfig) -> None:
     evaluation, sources = config.evaluation, config.sources
     if not isinstance(evaluation.holdout_fraction, (int, float)) or not 0 <= evaluation.holdout_fraction < 1:
-        raise InputError(f"evaluation.holdout_fraction must be in [0, 1), got {reprlib.repr(evaluation.holdout_fraction)}")
+        raise InputError("evaluation.holdout_fraction must be in [0, 1), "
+                         f"got {reprlib.repr(evaluation.holdout_fraction)}")
     if not isinstance(sources.corpus_size, int) or sources.corpus_size < 0:
         raise InputError(f"sources.corpus_size must be 0 or more, got {reprlib.repr(sources.corpus_size)}")
     if config.hub.repo_id is not None and config.method == "c-mcr" and len(config.connections) > 1:

@@ -140,13 +140,19 @@ class UnifiedSpace:
     @classmethod
     def _load_folder(cls, folder: Path) -> "UnifiedSpace":
         config = _read_config(folder / CONFIG_NAME)
-        heads = {name: build_head(spec) for name, spec in _config_heads(config).items()}
         tensors = _read_weights(folder / WEIGHTS_NAME)
+        try:  # on "meta": sizes a config claims cost nothing until the weights file backs them
+            with torch.device("meta"):
+                heads = {name: build_head(spec) for name, spec in _config_heads(config).items()}
+        except (RuntimeError, TypeError, OverflowError) as exc:  # torch's words for sizes past int64
+            raise CheckpointError(f"{folder / CONFIG_NAME} describes heads that cannot be built: "
+                                  f"{str(exc).splitlines()[0]}") from exc
         for name, head in heads.items():
             prefix = f"{name}."
             own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
             try:
-                head.load_state_dict(own, strict=True)
+                head.load_state_dict(own, strict=True, assign=True)
+                head.float()  # assign keeps the file's dtype; the heads compute in float32 as built
             except RuntimeError as exc:
                 raise CheckpointError(f"{folder / WEIGHTS_NAME} does not fit head {name!r}: {exc}") from exc
         strays = sorted(k for k in tensors if k.split(".", 1)[0] not in heads)
