@@ -17,6 +17,7 @@ from typing import Any
 import gradio as gr
 
 from cmcr.errors import CMCRError, InputError
+from cmcr.gallery import EXTENSIONS
 from cmcr.studio import (
     MAX_UPLOAD_SIZE,
     MODALITY_NAMES,
@@ -43,7 +44,7 @@ except ImportError:
 
 TOP_SHAPES = 3
 TOP_SOUNDS = 3
-IMAGE_FILE_TYPES = [".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"]
+IMAGE_FILE_TYPES = list(EXTENSIONS["image"])
 
 CSS = """
 #banner {border-left: 6px solid #d97706; background: #fffbeb; padding: 0.6em 1em; color: #78350f}

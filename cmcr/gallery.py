@@ -784,6 +784,11 @@ EXTENSIONS = {
 _MODALITY_BY_SUFFIX = {suffix: m for m, suffixes in EXTENSIONS.items() for suffix in suffixes}
 
 
+def modality_of(path: Path) -> str | None:
+    """The modality a gallery file holds, by suffix; None for files a gallery does not take."""
+    return _MODALITY_BY_SUFFIX.get(path.suffix.lower())
+
+
 def caption_from_name(path: Path) -> str:
     return path.stem.replace("_", " ").replace("-", " ").strip()
 
@@ -800,7 +805,7 @@ def scan_folder(folder: str | os.PathLike) -> list[SourceFile]:
     captions = _manifest_captions(root)
     sources = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        modality = _MODALITY_BY_SUFFIX.get(path.suffix.lower())
+        modality = modality_of(path)
         if modality is None:
             continue
         sidecar = path.with_suffix(".txt")

@@ -561,9 +561,9 @@ def _manifest_items(assets: Path) -> list[dict]:
 
 
 def _digest(data: bytes) -> str:
-    import hashlib
+    from cmcr.gallery import sha256_bytes
 
-    return hashlib.sha256(data).hexdigest()[:24]
+    return sha256_bytes(data)[:24]
 
 
 def _each(progress: ProgressFn, total: int, message: str) -> Callable[[Sequence], Any]:

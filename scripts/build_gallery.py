@@ -20,11 +20,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from cmcr.errors import CMCRError
-from cmcr.gallery import (Gallery, SourceFile, caption_from_name, ingest, pull_gallery, push_gallery,
-                          scan_folder, sha256_file, EXTENSIONS)
+from cmcr.gallery import (Gallery, SourceFile, caption_from_name, ingest, modality_of, pull_gallery,
+                          push_gallery, scan_folder, sha256_file)
 from cmcr.retrieval import load_embedder
-
-_MODALITY_BY_SUFFIX = {suffix: modality for modality, suffixes in EXTENSIONS.items() for suffix in suffixes}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -53,8 +51,8 @@ def sources_of(paths: list[Path]) -> list[SourceFile]:
     for path in paths:
         if path.is_dir():
             sources += scan_folder(path)
-        elif path.suffix.lower() in _MODALITY_BY_SUFFIX:
-            sources.append(SourceFile(path, _MODALITY_BY_SUFFIX[path.suffix.lower()], caption_from_name(path)))
+        elif modality_of(path) is not None:
+            sources.append(SourceFile(path, modality_of(path), caption_from_name(path)))
         else:
             raise CMCRError(f"'{path}' is neither a folder nor an image, audio or 3D file.")
     return sources

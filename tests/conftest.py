@@ -12,19 +12,13 @@ the Hub is isolated here, before any test module can import them:
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 
-
-def _free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
+from tests.ports import free_loopback_port
 
 _HF_HOME = tempfile.mkdtemp(prefix="cmcr-test-hf-home-")
 os.environ["HF_HOME"] = _HF_HOME
-os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{_free_loopback_port()}"
+os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{free_loopback_port()}"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 os.environ["HF_HUB_ETAG_TIMEOUT"] = "5"

@@ -6,23 +6,17 @@ and closed afterwards; uploads are real files written by tests/fixtures/media.py
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cmcr.studio import Studio, StudioSettings
+from tests.ports import free_loopback_port
 from tests.fixtures.media import make_audio_file, make_image_file, make_mesh_file, make_points_file, random_cloud
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
-
-
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

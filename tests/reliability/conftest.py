@@ -114,7 +114,7 @@ def studio():
 def launched(studio):
     """The real app, launched by `app.serve` on a free loopback port: (demo, url)."""
     import app
-    from tests.app.conftest import free_loopback_port
+    from tests.ports import free_loopback_port
 
     port = free_loopback_port()
     demo = app.serve(studio, "127.0.0.1", port, block=False)
