@@ -54,6 +54,7 @@ SECTIONS: tuple[str, ...] = ("encoders", "points", "search", "query", "gallery_b
 SCHEMA_VERSION = 1
 K = 10
 EMBED_DIM = 512
+MIN_TRAIN_ROWS = 1000  # below this the train section measures start-up, not training
 GPU_COMMAND = "python scripts/benchmark.py --device cuda --sizes full --out benchmark-h100.json"
 
 # Encoder overrides that give the full-size architecture with seeded random weights, offline.
@@ -738,10 +739,11 @@ def set_cpu_threads(threads: int) -> None:
 
 def run_benchmarks(device: str | None = None, sizes: str = "small", only: Sequence[str] | None = None,
                    progress: Callable[[str], None] = lambda message: None, seed: int = 0,
-                   threads: int | None = None) -> dict[str, Any]:
+                   threads: int | None = None, train_rows: Sequence[int] | None = None) -> dict[str, Any]:
     """Run the chosen sections; a JSON-ready dict with the machine, the figures and what is open.
 
-    `threads` sets torch's and FAISS's CPU threads for the run (None: their defaults)."""
+    `threads` sets torch's and FAISS's CPU threads for the run (None: their defaults);
+    `train_rows` replaces the plan's memory sizes for the train section."""
     if sizes not in SIZE_PLANS:
         raise InputError(f"Unknown sizes {sizes!r}; choose one of {', '.join(SIZE_PLANS)}.")
     chosen = list(only or SECTIONS)
@@ -750,7 +752,7 @@ def run_benchmarks(device: str | None = None, sizes: str = "small", only: Sequen
         raise InputError(f"Unknown benchmark(s) {unknown}; choose from {', '.join(SECTIONS)}.")
     if threads is not None:
         set_cpu_threads(threads)
-    bench = Bench(resolve_bench_device(device), SIZE_PLANS[sizes], progress, seed)
+    bench = Bench(resolve_bench_device(device), _plan(sizes, train_rows), progress, seed)
     started = time.perf_counter()
     sections = {}
     for name in chosen:
@@ -769,6 +771,15 @@ def run_benchmarks(device: str | None = None, sizes: str = "small", only: Sequen
         "sections": sections,
         "open": open_items(bench.device),
     }
+
+
+def _plan(sizes: str, train_rows: Sequence[int] | None) -> SizePlan:
+    plan = SIZE_PLANS[sizes]
+    if train_rows is None:
+        return plan
+    if not train_rows or min(train_rows) < MIN_TRAIN_ROWS:
+        raise InputError(f"--train-rows needs sizes of at least {MIN_TRAIN_ROWS:,} rows, got {list(train_rows)}.")
+    return dataclasses.replace(plan, train_rows=tuple(train_rows))
 
 
 def open_items(device: torch.device) -> list[str]:

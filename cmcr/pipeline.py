@@ -26,7 +26,6 @@ import math
 import os
 import reprlib
 import shutil
-import sys
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -36,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from cmcr import configfile
-from cmcr.errors import CMCRError, HubUnavailableError, InputError
+from cmcr.cli import run_reporting_errors
+from cmcr.errors import InputError
 from cmcr.features import CONNECTIONS, FeatureMemory, get_connection
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -555,24 +555,19 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`scripts/train.py` without `--features`; exit codes as in `cmcr.cli`."""
     args = build_parser().parse_args(argv)
-    try:
-        if args.push_folder:
-            if not args.push_to_hub:
-                raise InputError("--push-folder needs --push-to-hub REPO_ID")
-            print("pushed:", push_space(args.push_folder, HubConfig(args.push_to_hub, args.private, args.revision)))
-            return 0
-        result = run_pipeline(config_from_args(args))
-    except HubUnavailableError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 3
-    except CMCRError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: finished feature shards are kept; run the same command again to resume",
-              file=sys.stderr)
-        return 130
+    return run_reporting_errors(
+        lambda: _run_command(args),
+        "interrupted: finished feature shards are kept; run the same command again to resume")
+
+
+def _run_command(args: argparse.Namespace) -> None:
+    if args.push_folder:
+        if not args.push_to_hub:
+            raise InputError("--push-folder needs --push-to-hub REPO_ID")
+        print("pushed:", push_space(args.push_folder, HubConfig(args.push_to_hub, args.private, args.revision)))
+        return
+    result = run_pipeline(config_from_args(args))
     for folder in result.spaces.values():
         print(f"space saved: {folder}")
-    return 0

@@ -4,6 +4,7 @@
     python scripts/benchmark.py --device cpu --sizes small --out benchmark-cpu.json
     python scripts/benchmark.py --device cuda --sizes full --out benchmark-h100.json
     python scripts/benchmark.py --only points search              # some sections only
+    python scripts/benchmark.py --only train --train-rows 1000000  # one training size
 
 Sizes: `tiny` (toy encoders, seconds: the CI smoke run), `small` (full-size architectures,
 a few minutes on a 2-core CPU), `full` (DESIGN §5 workloads: 1M-row galleries and memories).
@@ -18,7 +19,7 @@ import sys
 from tqdm.auto import tqdm
 
 from cmcr.benchmark import SECTIONS, SIZE_PLANS, run_benchmarks, to_markdown, write_json
-from cmcr.errors import CMCRError
+from cmcr.cli import run_reporting_errors
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -32,24 +33,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch and FAISS CPU threads (default: theirs, one per core)")
+    parser.add_argument("--train-rows", type=int, nargs="+", metavar="N",
+                        help="memory sizes of the train section (default: the --sizes plan's); "
+                             "one size per command keeps a full-size GPU run inside a time slot")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    return run_reporting_errors(lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> None:
     with tqdm(desc="benchmark", bar_format="{desc}: {elapsed} {postfix}", file=sys.stderr) as bar:
         def progress(message: str) -> None:
             bar.set_postfix_str(message)
             bar.update()
 
-        try:
-            result = run_benchmarks(args.device, args.sizes, args.only, progress, args.seed, args.threads)
-        except CMCRError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
+        result = run_benchmarks(args.device, args.sizes, args.only, progress, args.seed, args.threads,
+                                train_rows=args.train_rows)
     print(to_markdown(result))
     print(f"\nwrote {write_json(result, args.out)}", file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from cmcr.cli import run_reporting_errors
+from cmcr.errors import InputError
 from cmcr.evaluate import chance_metrics, markdown_table
 from cmcr.synthetic import (SyntheticWorld, WorldSpec, connect_test_pairs, pair_recalls,
                             text_bridge)
@@ -59,8 +61,11 @@ def world_spec(overrides: list[str]) -> WorldSpec:
     for override in overrides:
         key, _, text = override.partition("=")
         if key not in defaults:
-            raise SystemExit(f"error: unknown world option {key!r}; known: {sorted(defaults)}")
-        values[key] = type(defaults[key])(text)
+            raise InputError(f"unknown world option {key!r}; known: {sorted(defaults)}")
+        try:
+            values[key] = type(defaults[key])(text)
+        except ValueError:
+            raise InputError(f"world option {key}={text!r}: expected {type(defaults[key]).__name__}") from None
     return WorldSpec(**values)
 
 
@@ -150,6 +155,10 @@ def _peak_rss_gib() -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    return run_reporting_errors(lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = load_config(None, args.overrides)
@@ -162,7 +171,6 @@ def main(argv: list[str] | None = None) -> int:
         print(scale_report(args.scale, args.scale_overlap, spec, config, args.scale_dir))
     else:
         print(accuracy_table(spec, config, set(args.methods.split(","))))
-    return 0
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from cmcr.errors import CMCRError
+from cmcr.cli import run_reporting_errors
+from cmcr.errors import InputError
 from cmcr.gallery import (Gallery, SourceFile, caption_from_name, ingest, modality_of, pull_gallery,
                           push_gallery, scan_folder, sha256_file)
 from cmcr.retrieval import load_embedder
@@ -54,7 +55,7 @@ def sources_of(paths: list[Path]) -> list[SourceFile]:
         elif modality_of(path) is not None:
             sources.append(SourceFile(path, modality_of(path), caption_from_name(path)))
         else:
-            raise CMCRError(f"'{path}' is neither a folder nor an image, audio or 3D file.")
+            raise InputError(f"'{path}' is neither a folder nor an image, audio or 3D file.")
     return sources
 
 
@@ -83,25 +84,25 @@ def embed(args: argparse.Namespace, sources: list[SourceFile]) -> None:
         print(f"  skipped {path}: {reason}")
 
 
+def run(args: argparse.Namespace) -> None:
+    if args.pull:
+        gallery = pull_gallery(args.pull, args.out)
+        print(f"pulled {len(gallery)} items from {args.pull} into {args.out}")
+    if args.remove:
+        print(f"removed {remove(Gallery.open(args.out), args.remove)} items")
+    sources = sources_of(args.inputs + args.add)
+    if sources or args.rebuild:
+        if args.add and not Gallery.exists(args.out):
+            raise InputError(f"--add needs an existing gallery at {args.out}.")
+        embed(args, sources)
+    if args.push_to_hub:
+        print(f"pushed: {push_gallery(args.out, args.push_to_hub)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        if args.pull:
-            gallery = pull_gallery(args.pull, args.out)
-            print(f"pulled {len(gallery)} items from {args.pull} into {args.out}")
-        if args.remove:
-            print(f"removed {remove(Gallery.open(args.out), args.remove)} items")
-        sources = sources_of(args.inputs + args.add)
-        if sources or args.rebuild:
-            if args.add and not Gallery.exists(args.out):
-                raise CMCRError(f"--add needs an existing gallery at {args.out}.")
-            embed(args, sources)
-        if args.push_to_hub:
-            print(f"pushed: {push_gallery(args.out, args.push_to_hub)}")
-    except CMCRError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return run_reporting_errors(lambda: run(args),
+                                "interrupted: the saved gallery is intact; run the same command again to resume")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from cmcr.errors import CMCRError, InputError
+from cmcr.cli import run_reporting_errors
+from cmcr.errors import InputError
 from cmcr.evaluate import (chance_metrics, evaluate_folders, evaluate_memory, evaluate_synthetic,
                            markdown_table, read_pairs, retrieval_metrics)
 
@@ -90,12 +91,7 @@ def rows_for(args: argparse.Namespace) -> dict[str, dict[str, float]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        print(markdown_table(rows_for(args)))
-    except CMCRError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return run_reporting_errors(lambda: print(markdown_table(rows_for(args))))
 
 
 if __name__ == "__main__":

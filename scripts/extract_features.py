@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from cmcr.corpus import default_corpus
-from cmcr.errors import CMCRError
+from cmcr.cli import run_reporting_errors
 from cmcr.extract import ExtractOptions, Rank, collect_sources, extract, finalise
 
 
@@ -49,28 +49,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    return run_reporting_errors(
+        lambda: run(args), "interrupted: finished shards are kept; run the same command again to resume")
+
+
+def run(args: argparse.Namespace) -> None:
     options = ExtractOptions(profile=args.profile, shard_size=args.shard_size, batch_size=args.batch_size,
                              num_workers=args.num_workers, device=args.device, dtype=args.dtype,
                              num_points=args.num_points)
-    try:
-        sources = collect_sources(text=args.text, texts=default_corpus(args.corpus) if args.corpus else None,
-                                  images=args.images, audio=args.audio, points=args.points,
-                                  text_column=args.text_column)
-        if args.finalise:
-            report = finalise(sources, args.output, options)
-        else:
-            rank = Rank.from_env()
-            report = extract(sources, args.output, options, rank=rank)
-            if not report.finalised and not report.up_to_date and rank.rank == 0:
-                print("shards written; when every rank is done, merge with the same arguments plus --finalise")
-    except CMCRError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: finished shards are kept; run the same command again to resume", file=sys.stderr)
-        return 130
+    sources = collect_sources(text=args.text, texts=default_corpus(args.corpus) if args.corpus else None,
+                              images=args.images, audio=args.audio, points=args.points,
+                              text_column=args.text_column)
+    if args.finalise:
+        report = finalise(sources, args.output, options)
+    else:
+        rank = Rank.from_env()
+        report = extract(sources, args.output, options, rank=rank)
+        if not report.finalised and not report.up_to_date and rank.rank == 0:
+            print("shards written; when every rank is done, merge with the same arguments plus --finalise")
     print(report.summary())
-    return 0
 
 
 if __name__ == "__main__":

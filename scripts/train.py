@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 from cmcr import pipeline
+from cmcr.cli import run_reporting_errors
 from cmcr.errors import InputError
 from cmcr.features import FeatureMemory
 from cmcr.train import METHODS, load_config, save_training_curve, train_space
@@ -61,20 +62,19 @@ def main(argv: list[str] | None = None) -> int:
     if not any(arg == "--features" or arg.startswith("--features=") for arg in argv):
         return pipeline.main(argv)
     args = parse_args(argv)
-    try:
-        config = load_config(args.config, args.overrides)
-        if not args.features.is_dir():
-            raise InputError(f"feature folder {args.features} does not exist")
-        spaces, report = train_space(FeatureMemory(args.features), args.method, config)
-        folders = write_outputs(spaces, report, args.output)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_reporting_errors(lambda: train_from_features(args))
+
+
+def train_from_features(args: argparse.Namespace) -> None:
+    config = load_config(args.config, args.overrides)
+    if not args.features.is_dir():
+        raise InputError(f"feature folder {args.features} does not exist")
+    spaces, report = train_space(FeatureMemory(args.features), args.method, config)
+    folders = write_outputs(spaces, report, args.output)
     for name, entry in report.items():
         print(f"{name}: validation R@1 {entry['metrics']['val_r1']} "
               f"(best epoch {entry['metrics']['best_epoch']})")
     print("saved:", ", ".join(str(folder) for folder in folders))
-    return 0
 
 
 if __name__ == "__main__":

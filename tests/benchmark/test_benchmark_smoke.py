@@ -109,7 +109,17 @@ def test_stopwatch_reports_one_sample_per_repeat() -> None:
     assert 0 <= timing.median_ms <= timing.p95_ms
 
 
-@pytest.mark.parametrize("arguments", [{"sizes": "huge"}, {"only": ["points", "nonsense"]}, {"threads": 0}])
+def test_train_rows_replace_the_plans_memory_sizes() -> None:
+    """How a GPU session splits the full-size train section over several time slots."""
+    result = run_benchmarks("cpu", "tiny", ["train"], threads=1, train_rows=[1200])
+    assert list(result["plan"]["train_rows"]) == [1200]
+    (figure,) = result["sections"]["train"]["figures"]
+    assert "1,200-row memories" in figure["name"]
+    _check_figure(figure)
+
+
+@pytest.mark.parametrize("arguments", [{"sizes": "huge"}, {"only": ["points", "nonsense"]}, {"threads": 0},
+                                       {"train_rows": [999]}, {"train_rows": []}])
 def test_unknown_choices_are_refused_before_any_work(arguments: dict) -> None:
     with pytest.raises(InputError):
         run_benchmarks("cpu", **arguments)

@@ -162,7 +162,7 @@ def test_build_gallery_script_builds_resumes_adds_removes_and_syncs_with_the_hub
     assert build.main(["--out", str(tmp_path / "pulled"), "--pull", "galleries/script"]) == 0
     assert Gallery.open(tmp_path / "pulled").items == Gallery.open(out).items
     assert build.main(["--out", str(tmp_path / "missing"), "--add", str(tmp_path / "siren.wav"),
-                       "--profile", "tiny"]) == 1
+                       "--profile", "tiny"]) == 2
     assert "--add needs an existing gallery" in capsys.readouterr().err
 
 
