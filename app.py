@@ -45,6 +45,7 @@ except ImportError:
 TOP_SHAPES = 3
 TOP_SOUNDS = 3
 IMAGE_FILE_TYPES = list(EXTENSIONS["image"])
+QUEUE_LIMIT = 64  # waiting requests; beyond it new ones are refused with "queue full"
 
 CSS = """
 #banner {border-left: 6px solid #d97706; background: #fffbeb; padding: 0.6em 1em; color: #78350f}
@@ -358,13 +359,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--concurrency", type=int, default=2, help="requests computed at once")
-    return parser.parse_args(argv)
+    parser.add_argument("--max-queue", type=int, default=QUEUE_LIMIT,
+                        help="waiting requests before new ones are refused")
+    args = parser.parse_args(argv)
+    if args.max_queue < 1 or args.concurrency < 1:
+        parser.error("--max-queue and --concurrency must be at least 1")
+    return args
 
 
-def serve(studio: Studio, host: str, port: int, concurrency: int = 2, block: bool = True) -> gr.Blocks:
-    """Build and launch the app (the tests launch it this way too, with block=False)."""
+def serve(studio: Studio, host: str, port: int, concurrency: int = 2, block: bool = True,
+          max_queue: int = QUEUE_LIMIT) -> gr.Blocks:
+    """Build and launch the app (the tests launch it this way too, with block=False).
+
+    Requests beyond `max_queue` waiting ones are refused at once ("queue full") rather than left
+    to time out: on a small Space a burst would otherwise make every visitor wait minutes."""
     demo = build_app(studio)
-    demo.queue(default_concurrency_limit=concurrency, max_size=64)
+    demo.queue(default_concurrency_limit=concurrency, max_size=max_queue)
     demo.launch(
         server_name=host, server_port=port, prevent_thread_lock=not block, quiet=not block,
         allowed_paths=studio.allowed_paths, max_file_size=MAX_UPLOAD_SIZE, css=CSS,
@@ -377,7 +387,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = parse_args(argv)
     settings = StudioSettings(space_repo=args.space, revision=args.revision, profile=args.profile, device=args.device)
-    serve(Studio.load(settings), args.host, args.port, args.concurrency)
+    serve(Studio.load(settings), args.host, args.port, args.concurrency, max_queue=args.max_queue)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from cmcr.errors import InputError
+from cmcr.media.points import FILE_SUFFIXES as POINT_FILE_SUFFIXES
 
 FORMAT_VERSION = 1
 MODALITIES = ("text", "image", "audio", "points")
@@ -776,10 +777,12 @@ def _embed_and_add(gallery: Gallery, pending: list[tuple[NewItem, Any]], embedde
 
 # ---- finding files ----------------------------------------------------------------------------
 
+# Folder scans skip .txt and .csv point clouds: beside media files those are captions (sidecar
+# `<stem>.txt`) or metadata far more often than xyz rows; the app and `load_points` still take them.
 EXTENSIONS = {
     "image": (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"),
     "audio": (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aif", ".aiff"),
-    "points": (".ply", ".obj", ".glb", ".gltf", ".stl", ".off", ".npy", ".xyz"),
+    "points": tuple(suffix for suffix in POINT_FILE_SUFFIXES if suffix not in (".txt", ".csv")),
 }
 _MODALITY_BY_SUFFIX = {suffix: m for m, suffixes in EXTENSIONS.items() for suffix in suffixes}
 

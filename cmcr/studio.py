@@ -19,6 +19,7 @@ import logging
 import os
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from cmcr.errors import HubUnavailableError, InputError
+from cmcr.media.points import FILE_SUFFIXES
 from cmcr.retrieval import query as search
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ MAX_UPLOAD_SIZE = "50mb"
 DEFAULT_K = 8
 MODALITY_NAMES = {"audio": "Audio", "image": "Image", "text": "Text", "points": "3D"}
 ENCODERS = ("clip", "clap", "ulip")
-POINT_FILE_TYPES = (".ply", ".obj", ".off", ".stl", ".glb", ".gltf", ".xyz", ".txt", ".npy", ".npz")
+POINT_FILE_TYPES = FILE_SUFFIXES  # every 3D suffix the parser reads, .txt clouds included
 TINY_SEED = 0
 MAX_LABELS = 100
 
@@ -333,6 +335,48 @@ def _display_image(gallery: Any, item: Any, shapes: ShapeThumbnails) -> Path | N
     return None
 
 
+class RecentShapes:
+    """The last few decoded 3D uploads, by file identity.
+
+    A 3D request embeds the upload and then shows it in a 3D view; a large mesh takes ~200 ms to
+    decode, so the second use reads it from here. Keys are (path, size, mtime): Gradio stores each
+    upload under its own path, and a file changed in place gets a new key. Thread-safe, because
+    Gradio answers requests on worker threads.
+    """
+
+    def __init__(self, capacity: int = 8):
+        self.capacity = capacity
+        self._clouds: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, source: Any, decode: Callable[[], np.ndarray]) -> np.ndarray:
+        key = _file_identity(source)
+        if key is None:
+            return decode()
+        with self._lock:
+            if key in self._clouds:
+                self._clouds.move_to_end(key)
+                return self._clouds[key]
+        cloud = decode()
+        cloud.setflags(write=False)  # shared by every later request for this file
+        with self._lock:
+            self._clouds[key] = cloud
+            while len(self._clouds) > self.capacity:
+                self._clouds.popitem(last=False)
+        return cloud
+
+
+def _file_identity(source: Any) -> tuple | None:
+    """(path, size, mtime) of a file path; None for anything else (bytes, arrays, missing files)."""
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    try:
+        stat = os.stat(source)
+    except OSError:
+        return None  # the decoder says what is wrong with it
+    return os.path.abspath(source), stat.st_size, stat.st_mtime_ns
+
+
 class Studio:
     """Everything one app process serves: models, the default gallery, and request handling."""
 
@@ -350,6 +394,7 @@ class Studio:
         self.shapes.folder.mkdir(parents=True, exist_ok=True)
         self._default_classifiers: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._recent_shapes = RecentShapes()
 
     @classmethod
     def load(cls, settings: StudioSettings | None = None, progress: ProgressFn = _log_progress,
@@ -402,7 +447,12 @@ class Studio:
     def embed(self, query: Query) -> np.ndarray:
         """A (1, D) unit row in the space for a validated query."""
         query = query.validated()
-        return self.embedder.embed_inputs(query.modality, [query.value])
+        return self.embedder.embed(query.modality, [self._decoded(query)])
+
+    def _decoded(self, query: Query) -> Any:
+        if query.modality == "points":
+            return self._recent_shapes.get(query.value, lambda: self.embedder.decode("points", query.value))
+        return self.embedder.decode(query.modality, query.value)
 
     def answer(self, query: Query, target: str | None, *, k: int = DEFAULT_K, labels: str | Sequence[str] | None = None,
                gallery: SessionGallery | None = None, progress: ProgressFn = _log_progress) -> Results:
@@ -435,7 +485,7 @@ class Studio:
         from cmcr.media.preview import points_to_preview
 
         query = query.validated()
-        points = self.embedder.decode("points", query.value)
+        points = self._decoded(query)
         target = self.workdir / "uploads" / f"{_digest(points.tobytes())}.glb"
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists():

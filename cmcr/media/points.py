@@ -45,6 +45,8 @@ ACCEPTED = "PLY, OBJ, OFF, STL, GLB/glTF, XYZ/TXT/CSV, or NPY/NPZ arrays of shap
 
 MESH_FORMATS = ("ply", "obj", "off", "stl", "glb", "gltf")
 TEXT_CLOUD_ALIASES = {"xyz": "xyz", "txt": "xyz", "csv": "xyz", "pts": "xyz"}
+# What a file picker should offer: every suffix read by name (anything else is sniffed).
+FILE_SUFFIXES = tuple(f".{name}" for name in (*MESH_FORMATS, "npy", "npz", *TEXT_CLOUD_ALIASES))
 UNSUPPORTED = {
     "pcd": "PCD",
     "las": "LAS",

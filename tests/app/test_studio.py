@@ -102,6 +102,26 @@ def test_preview_of_an_upload_is_a_glb_model3d_can_show(studio, uploads):
     assert any(str(path).startswith(allowed) for allowed in studio.allowed_paths)
 
 
+def test_a_3d_upload_is_decoded_once_for_its_answer_and_its_preview(studio, uploads, tmp_path, monkeypatch):
+    """The 3D→Text tab embeds the upload and then shows it; a large mesh should not be read twice."""
+    import shutil
+
+    upload = tmp_path / "upload.xyz"
+    shutil.copy(uploads["points"], upload)
+    decodes = []
+    real_decode = studio.embedder.decode
+    monkeypatch.setattr(studio.embedder, "decode",
+                        lambda modality, source, **kw: decodes.append(modality) or real_decode(modality, source, **kw))
+    fresh = studio.embed(Query("points", str(upload)))
+    studio.preview(Query("points", str(upload)))
+    assert decodes == ["points"]
+    np.testing.assert_array_equal(studio.embed(Query("points", str(upload))), fresh)
+    with upload.open("a") as changed:  # new content under the same name: decoded again
+        changed.write("0.5 0.5 0.5\n")
+    studio.preview(Query("points", str(upload)))
+    assert decodes == ["points", "points"]
+
+
 def test_session_gallery_indexes_uploads_and_is_searched_alone(studio, uploads, tmp_path):
     gallery = studio.new_session_gallery()
     copy = tmp_path / "same_image.png"
@@ -158,6 +178,9 @@ def test_cli_flags_override_the_environment(monkeypatch):
     args = app.parse_args(["--revision", "abc", "--profile", "tiny", "--port", "7000"])
     assert (args.space, args.revision, args.profile, args.port) == ("someone/space", "abc", "tiny", 7000)
     assert app.parse_args(["--space", "me/other"]).space == "me/other"
+    assert app.parse_args([]).max_queue == app.QUEUE_LIMIT and app.parse_args(["--max-queue", "8"]).max_queue == 8
+    with pytest.raises(SystemExit):
+        app.parse_args(["--max-queue", "0"])
 
 
 def test_offline_full_profile_falls_back_to_tiny_and_says_why(offline_hub, monkeypatch, tmp_path):

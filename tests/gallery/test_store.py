@@ -189,3 +189,18 @@ def test_a_gallery_round_trips_through_a_hub_dataset_repo(saved, fake_hub, hub_c
             assert pulled.preview_path(item).read_bytes() == saved.preview_path(item).read_bytes()
     hit = pulled.search(saved.embeddings()[0], space_id=SPACE, k=1)[0][0]
     assert hit.item == saved.items[0]
+
+
+def test_a_folder_scan_takes_every_3d_format_but_leaves_caption_files_alone(tmp_path):
+    from cmcr.gallery import scan_folder
+    from cmcr.studio import upload_modality
+
+    cloud = np.random.default_rng(0).standard_normal((64, 3)).astype(np.float32)
+    np.savez(tmp_path / "rock.npz", points=cloud)
+    np.save(tmp_path / "cone.npy", cloud)
+    (tmp_path / "cone.txt").write_text("a traffic cone")  # the .npy file's caption, not a cloud
+    (tmp_path / "labels.csv").write_text("file,label\ncone.npy,cone\n")
+    scanned = {source.path.name: (source.modality, source.caption) for source in scan_folder(tmp_path)}
+    assert scanned == {"cone.npy": ("points", "a traffic cone"), "rock.npz": ("points", "rock")}
+    assert load_points(tmp_path / "rock.npz", num_points=64).shape == (64, 3)
+    assert [upload_modality(Path(f"scan{suffix}")) for suffix in (".txt", ".csv", ".npz")] == ["points"] * 3

@@ -112,12 +112,13 @@ def studio():
 
 @pytest.fixture(scope="module")
 def launched(studio):
-    """The real app, launched by `app.serve` on a free loopback port: (demo, url)."""
+    """The real app, launched by `app.serve` on a free loopback port with its production queue
+    limit (`app.QUEUE_LIMIT`): (demo, url)."""
     import app
     from tests.ports import free_loopback_port
 
     port = free_loopback_port()
-    demo = app.serve(studio, "127.0.0.1", port, block=False)
+    demo = app.serve(studio, "127.0.0.1", port, block=False, max_queue=app.QUEUE_LIMIT)
     try:
         yield demo, f"http://127.0.0.1:{port}/"
     finally:

@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 
+from app import QUEUE_LIMIT
+
 USERS = int(os.environ.get("CMCR_LOAD_USERS") or 6)
 REQUESTS_PER_USER = int(os.environ.get("CMCR_LOAD_REQUESTS") or 3)
 REQUEST_TIMEOUT_S = 120.0
@@ -52,8 +54,8 @@ def visitor_requests(studio) -> list[tuple[str, tuple]]:
 
 @pytest.mark.slow
 def test_concurrent_users_below_the_queue_limit_all_succeed(launched, studio, record):
-    demo, url = launched
-    assert USERS * 1 < demo._queue.max_size  # every user has at most one request in flight
+    _, url = launched
+    assert USERS * 1 < QUEUE_LIMIT  # every user has at most one request in flight
     plan = visitor_requests(studio)
     latencies: dict[str, list[float]] = {endpoint: [] for endpoint, _ in plan}
     failures: list[str] = []
@@ -92,8 +94,8 @@ def test_concurrent_users_below_the_queue_limit_all_succeed(launched, studio, re
 
 @pytest.mark.slow
 def test_a_burst_beyond_the_queue_limit_is_refused_cleanly_and_the_app_recovers(launched, studio, record):
-    demo, url = launched
-    limit = demo._queue.max_size
+    _, url = launched
+    limit = QUEUE_LIMIT
     burst = int(os.environ.get("CMCR_LOAD_BURST") or limit * 2)
     clients = [new_client(url) for _ in range(3)]
     sound = uploaded(url, studio.assets / "sounds" / "rain.wav")  # once: the burst then arrives at once
