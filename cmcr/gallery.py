@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -45,6 +46,7 @@ PREVIEW_AUDIO_SECONDS = 10.0
 AUDIO_RATE = 48000
 _CURRENT = "CURRENT"
 _PREVIEWS = "previews"
+_VERSION_NAME = re.compile(r"v-[0-9]+-[0-9]+")  # what `save` writes: v-<time ns>-<pid>
 _COLUMNS = ("id", "modality", "source", "caption", "sha256", "preview")
 
 
@@ -397,7 +399,7 @@ class Gallery:
             raise InputError(
                 f"No gallery at '{root}' (no {_CURRENT} file). Build one with scripts/build_gallery.py."
             )
-        version = _read_version(Path(root) / pointer.read_text().strip())
+        version = _read_version(Path(root) / _version_name(pointer.read_text().strip(), str(root)))
         return cls(root, version, settings or IndexSettings(), device)
 
     @staticmethod
@@ -621,26 +623,43 @@ class Gallery:
 
 def push_gallery(root: str | os.PathLike, repo_id: str, *, revision: str | None = None,
                  private: bool = False, endpoint: str | None = None, token: str | None = None) -> str:
-    """Upload a saved gallery to a Hub dataset repo; returns the commit URL."""
+    """Upload a saved gallery to a Hub dataset repo; returns the commit URL.
+
+    The repo mirrors the folder: version folders and previews from earlier pushes are deleted in
+    the same commit, so repeated pushes do not pile up old embeddings for every pull to download.
+    """
     from cmcr.hub import push_folder
 
     gallery = Gallery.open(root)
     return push_folder(gallery.root, repo_id, private=private, revision=revision, repo_type="dataset",
                        commit_message=f"Upload gallery ({len(gallery)} items)", token=token,
-                       endpoint=endpoint,
+                       endpoint=endpoint, delete_patterns=["v-*", f"{_PREVIEWS}/*"],
                        retry_command=f"python scripts/build_gallery.py --out {root} --push-to-hub {repo_id}")
 
 
 def pull_gallery(repo_id: str, destination: str | os.PathLike, *, revision: str | None = None,
                  cache_dir: str | os.PathLike | None = None, endpoint: str | None = None,
                  token: str | None = None) -> Gallery:
-    """Download a gallery from a Hub dataset repo into `destination` (a new folder)."""
-    from cmcr.hub import download_snapshot
+    """Download a gallery from a Hub dataset repo into `destination` (a new folder).
 
-    snapshot = download_snapshot(repo_id, revision=revision, repo_type="dataset", cache_dir=cache_dir,
-                                 endpoint=endpoint, token=token,
-                                 allow_patterns=[_CURRENT, "v-*/*", f"{_PREVIEWS}/*"])
+    Only the live version is fetched: `CURRENT` first, then its folder and the previews at the
+    same commit, so a push landing in between cannot mix two versions.
+    """
+    from cmcr.hub import download_file, download_snapshot
+
+    hub = {"repo_type": "dataset", "cache_dir": cache_dir, "endpoint": endpoint, "token": token}
+    pointer = download_file(repo_id, _CURRENT, revision=revision, **hub)
+    version = _version_name(pointer.read_text().strip(), repo_id)
+    commit = pointer.parent.name  # the cache keeps files under snapshots/<commit sha>/
+    snapshot = download_snapshot(repo_id, revision=commit, allow_patterns=[_CURRENT, f"{version}/*", f"{_PREVIEWS}/*"],
+                                 **hub)
     return Gallery.open(snapshot).copy_to(destination)
+
+
+def _version_name(name: str, where: str) -> str:
+    if not _VERSION_NAME.fullmatch(name):
+        raise InputError(f"'{where}' is not a gallery: its {_CURRENT} file names {name[:80]!r}, not a version folder.")
+    return name
 
 
 class ItemEmbedder(Protocol):

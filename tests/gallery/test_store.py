@@ -15,6 +15,7 @@ from PIL import Image
 
 from cmcr.errors import InputError
 from cmcr.gallery import Gallery, NewItem, pull_gallery, push_gallery, sha256_bytes
+from cmcr.hub import push_folder
 from cmcr.media import load_audio, load_image, load_points
 
 SPACE = "space-sha256:store-test"
@@ -189,6 +190,42 @@ def test_a_gallery_round_trips_through_a_hub_dataset_repo(saved, fake_hub, hub_c
             assert pulled.preview_path(item).read_bytes() == saved.preview_path(item).read_bytes()
     hit = pulled.search(saved.embeddings()[0], space_id=SPACE, k=1)[0][0]
     assert hit.item == saved.items[0]
+
+
+def test_pushing_again_replaces_the_remote_version_and_a_pull_fetches_only_the_live_one(
+        saved, fake_hub, hub_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    push_gallery(saved.root, "galleries/versions")
+    first = {name for name in fake_hub.files("galleries/versions", repo_type="dataset") if name.startswith("v-")}
+    removed = saved.items[0]
+    saved.remove([removed.id])
+    saved.save()
+    push_gallery(saved.root, "galleries/versions")
+    remote = fake_hub.files("galleries/versions", repo_type="dataset")
+    live = (saved.root / "CURRENT").read_text()
+    assert {name.split("/")[0] for name in remote if name.startswith("v-")} == {live}
+    assert not first & set(remote), "the first push's version folder is still on the Hub"
+    if removed.preview and removed.preview not in {item.preview for item in saved.items}:
+        assert removed.preview not in remote
+
+    stale = tmp_path / "stale" / "v-1-1"  # what pushes made before old versions were deleted
+    stale.mkdir(parents=True)
+    (stale / "embeddings.npy").write_bytes(b"an old version nobody needs")
+    push_folder(stale.parent, "galleries/versions", repo_type="dataset")
+    pulled = pull_gallery("galleries/versions", tmp_path / "pulled", cache_dir=hub_cache)
+    assert pulled.items == saved.items
+    fetched = {path.relative_to(hub_cache).parts[-2] for path in hub_cache.rglob("*") if path.parent.name.startswith("v-")}
+    assert fetched == {live}
+
+
+def test_a_current_file_that_names_no_version_is_refused(saved, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(saved.root, copy)
+    (copy / "CURRENT").write_text("../../elsewhere")
+    with pytest.raises(InputError, match="not a version folder"):
+        Gallery.open(copy)
 
 
 def test_a_folder_scan_takes_every_3d_format_but_leaves_caption_files_alone(tmp_path):
