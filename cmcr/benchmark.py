@@ -441,7 +441,7 @@ def bench_points(bench: Bench) -> list[Figure]:
     with official_fps():
         loop_batch = watch.time(lambda: encoder.embed("points", clouds, batch_size=batch))
         loop_one = watch.time(lambda: encoder.embed("points", clouds[:1], batch_size=1))
-    return [
+    return _fused_fps_figures(bench, on_device, groups, label) + [
         Figure("points", f"batched FPS, batch {batch} ({label})", "clouds/s", throughput(batch, fps_batched),
                "per-cloud Python-loop FPS, same clouds", throughput(batch, fps_loop), True),
         Figure("points", f"batched FPS, one cloud ({label})", "ms", fps_one.median_ms,
@@ -453,6 +453,32 @@ def bench_points(bench: Bench) -> list[Figure]:
         Figure("points", "ULIP PointBERT single 3D query", "ms", embed_one.median_ms,
                "same model with per-cloud loop FPS", loop_one.median_ms, False,
                p95=embed_one.p95_ms, baseline_p95=loop_one.p95_ms, target=TARGETS["cloud_latency_ms"]),
+    ]
+
+
+def _fused_fps_figures(bench: Bench, clouds: torch.Tensor, groups: int, label: str) -> list[Figure]:
+    """On CUDA: the one-launch Triton kernel against the batched torch loop (launch-bound there).
+    Off CUDA the kernel does not run, and "batched FPS" above is the torch loop."""
+    from cmcr.encoders.fps import farthest_point_sample, fps_backend_in_use
+
+    if bench.device.type != "cuda":
+        return []
+    fused = farthest_point_sample(clouds, groups, backend="auto")
+    if fps_backend_in_use(bench.device) != "triton":
+        return []  # the fallback warning says why; "batched FPS" rows then measure the torch loop
+    if not torch.equal(fused, farthest_point_sample(clouds, groups, backend="torch")):
+        raise RuntimeError("the Triton FPS kernel and the torch loop disagree: not the same work")
+    watch, batch = bench.stopwatch, clouds.shape[0]
+    bench.progress("FPS: Triton kernel vs batched torch loop")
+    timings = {(backend, size): watch.time(lambda: farthest_point_sample(clouds[:size], groups, backend=backend).cpu())
+               for backend in ("triton", "torch") for size in (batch, 1)}
+    return [
+        Figure("points", f"FPS Triton kernel, batch {batch} ({label})", "clouds/s",
+               throughput(batch, timings["triton", batch]), "batched torch loop, same clouds",
+               throughput(batch, timings["torch", batch]), True),
+        Figure("points", f"FPS Triton kernel, one cloud ({label})", "ms", timings["triton", 1].median_ms,
+               "batched torch loop, same cloud", timings["torch", 1].median_ms, False,
+               p95=timings["triton", 1].p95_ms, baseline_p95=timings["torch", 1].p95_ms),
     ]
 
 

@@ -5,18 +5,32 @@ on an H100, whatever the batch), which dominates 3D embedding. Here the loop ove
 is unavoidable (each pick depends on the previous one), but every step works on the whole batch
 at once, so its cost is paid once per batch instead of once per cloud.
 
+On CUDA even that loop is launch-bound (about five small kernels per pick), so there the picks
+run inside one Triton kernel (`cmcr.encoders.fused_fps`) that picks the same points. Choose with
+`backend=` or the `CMCR_FPS_BACKEND` environment variable: "auto" (Triton on CUDA when it is
+installed and compiles, else torch), "torch" or "triton".
+
 Geometry always runs in float32 with autocast disabled: nearest neighbours and farthest points
 computed in bfloat16 would pick different points and make embeddings depend on the precision.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Callable
 from typing import Literal
 
 import torch
 
 StartMode = Literal["farthest", "first", "random"]
 START_MODES: tuple[str, ...] = ("farthest", "first", "random")
+Backend = Literal["auto", "torch", "triton"]
+BACKENDS: tuple[str, ...] = ("auto", "torch", "triton")
+BACKEND_ENV = "CMCR_FPS_BACKEND"
+
+log = logging.getLogger(__name__)
+_fused_failure: str | None = None  # why "auto" stopped using the Triton kernel in this process
 
 # Elements of one (batch, centres, points) distance block in kNN; 2**26 float32 = 256 MiB.
 _KNN_BLOCK_ELEMENTS = 2**26
@@ -48,28 +62,67 @@ def farthest_point_sample(
     num_samples: int,
     start: StartMode | torch.Tensor = "farthest",
     generator: torch.Generator | None = None,
+    backend: Backend | None = None,
 ) -> torch.Tensor:
     """Indices (B, S) of `num_samples` farthest points of each cloud in `points` (B, N, 3).
 
-    `start` is a mode of `start_indices` or explicit first indices (B,).
+    `start` is a mode of `start_indices` or explicit first indices (B,); `backend` (default:
+    `CMCR_FPS_BACKEND`, else "auto") picks the implementation, and every backend picks the same
+    points.
     """
     _check_clouds(points, num_samples)
     with torch.autocast(points.device.type, enabled=False):
-        batch, num_points, _ = points.shape
-        current = (
-            start if isinstance(start, torch.Tensor) else start_indices(points.float(), start, generator)
-        )
-        current = current.to(device=points.device, dtype=torch.long)
-        # (B, 3, N): coordinates as rows, so the distance sum runs over rows, not 3-wide vectors
-        planar = points.float().transpose(1, 2).contiguous()
-        picked = torch.empty(batch, num_samples, dtype=torch.long, device=points.device)
-        nearest = torch.full((batch, num_points), float("inf"), device=points.device)
-        for step in range(num_samples):
-            picked[:, step] = current
-            centre = planar.gather(2, current.view(batch, 1, 1).expand(-1, 3, -1))
-            torch.minimum(nearest, (planar - centre).square_().sum(1), out=nearest)
-            current = nearest.argmax(dim=1)
+        first = start if isinstance(start, torch.Tensor) else start_indices(points.float(), start, generator)
+        first = first.to(device=points.device, dtype=torch.long)
+        chosen = backend or os.environ.get(BACKEND_ENV) or "auto"
+        if chosen not in BACKENDS:
+            raise ValueError(f"unknown FPS backend {chosen!r}; expected one of {BACKENDS}")
+        if chosen == "triton":
+            return _fused_sampler()(points, num_samples, first)
+        if chosen == "auto" and points.device.type == "cuda" and _fused_failure is None:
+            picked = _try_fused(points, num_samples, first)
+            if picked is not None:
+                return picked
+        return _torch_fps(points, num_samples, first)
+
+
+def fps_backend_in_use(device: torch.device) -> str:
+    """What "auto" runs on `device` in this process, for benchmark labels and logs."""
+    if device.type != "cuda":
+        return "torch"
+    return "torch" if _fused_failure is not None else "triton"
+
+
+def _torch_fps(points: torch.Tensor, num_samples: int, current: torch.Tensor) -> torch.Tensor:
+    batch, num_points, _ = points.shape
+    # (B, 3, N): coordinates as rows, so the distance sum runs over rows, not 3-wide vectors
+    planar = points.float().transpose(1, 2).contiguous()
+    picked = torch.empty(batch, num_samples, dtype=torch.long, device=points.device)
+    nearest = torch.full((batch, num_points), float("inf"), device=points.device)
+    for step in range(num_samples):
+        picked[:, step] = current
+        centre = planar.gather(2, current.view(batch, 1, 1).expand(-1, 3, -1))
+        torch.minimum(nearest, (planar - centre).square_().sum(1), out=nearest)
+        current = nearest.argmax(dim=1)
     return picked
+
+
+def _fused_sampler() -> Callable[[torch.Tensor, int, torch.Tensor], torch.Tensor]:
+    from cmcr.encoders.fused_fps import fused_farthest_point_sample
+
+    return fused_farthest_point_sample
+
+
+def _try_fused(points: torch.Tensor, num_samples: int, first: torch.Tensor) -> torch.Tensor | None:
+    """The Triton kernel, or None (once, with a warning) where Triton is missing or cannot
+    compile: a 3D query must not fail because an optional speed-up is unavailable."""
+    global _fused_failure
+    try:
+        return _fused_sampler()(points, num_samples, first)
+    except Exception as error:  # noqa: BLE001 - ImportError, Triton compile and driver errors alike
+        _fused_failure = f"{type(error).__name__}: {error}"
+        log.warning("fused Triton FPS unavailable, using the torch loop from now on (%s)", _fused_failure)
+        return None
 
 
 def fps_reference_loop(points: torch.Tensor, num_samples: int, start: int) -> torch.Tensor:
