@@ -85,6 +85,41 @@ def test_low_temperature_does_not_overflow():
     np.testing.assert_allclose(got.norm(dim=1).numpy(), 1.0, atol=1e-5)
 
 
+def _round_to_tf32(x: np.ndarray) -> np.ndarray:
+    """float32 → the nearest value with TF32's 10-bit mantissa (ties to even), as tensor cores read it."""
+    bits = x.astype(np.float32).view(np.uint32).astype(np.uint64)
+    rounded = (bits + 0x0FFF + ((bits >> 13) & 1)) & ~np.uint64(0x1FFF)
+    return rounded.astype(np.uint32).view(np.float32)
+
+
+def test_float16_inputs_are_exact_in_tf32_and_only_they_turn_it_on():
+    """Why `aggregate` allows TF32 products for float16 memories (and only for them)."""
+    rng = np.random.default_rng(8)
+    halves = _unit_rows(rng, 500, 64).astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(_round_to_tf32(halves), halves)
+    singles = _unit_rows(rng, 500, 64).astype(np.float32)
+    assert (_round_to_tf32(singles) != singles).mean() > 0.9  # float32 inputs would be rounded
+    from cmcr.enhance import _all_float16
+
+    assert _all_float16(halves.astype(np.float16), torch.from_numpy(halves).half(), None)
+    assert not _all_float16(halves.astype(np.float16), torch.from_numpy(halves))
+
+
+def test_tf32_products_are_scoped_and_restored_even_on_error():
+    from cmcr.enhance import tf32_products
+
+    matmul = torch.backends.cuda.matmul
+    before = matmul.allow_tf32
+    with tf32_products(torch.device("cuda")):
+        assert matmul.allow_tf32 is True
+    assert matmul.allow_tf32 == before
+    with pytest.raises(RuntimeError, match="boom"), tf32_products(torch.device("cuda")):
+        raise RuntimeError("boom")
+    assert matmul.allow_tf32 == before
+    with tf32_products(torch.device("cpu")), tf32_products(torch.device("cuda"), enabled=False):
+        assert matmul.allow_tf32 == before
+
+
 def test_rejects_mismatched_widths_and_bad_temperature():
     rng = np.random.default_rng(6)
     with pytest.raises(ValueError, match="same width"):

@@ -107,6 +107,9 @@ def test_head_key_layouts_match_the_official_modules():
     ],
 )
 def test_build_head_round_trips_its_spec_and_outputs_unit_rows(spec):
+    # Seeded: a head that ends in ReLU (the official one-layer ULIP head) maps a row to zero when
+    # all its outputs are negative, which unseeded weights on 5 rows x 6 outputs did in ~7% of runs.
+    torch.manual_seed(0)
     head = build_head(spec)
     assert head.spec == spec
     out = head.train()(_unit(5, 8))
