@@ -19,6 +19,8 @@ import triton
 import triton.language as tl
 
 BLOCK = 1024  # points per tile; each pick sweeps the cloud tile by tile
+# No floating-point contraction: an fma rounds once where the torch loop rounds twice.
+COMPILE_OPTIONS = {"num_warps": 4, "enable_fp_fusion": False}
 
 
 @triton.jit
@@ -66,5 +68,5 @@ def fused_farthest_point_sample(points: torch.Tensor, num_samples: int, first: t
     nearest = torch.full((batch, num_points), float("inf"), device=points.device)
     block = min(BLOCK, triton.next_power_of_2(num_points))
     _fps_kernel[(batch,)](planar, first, picked, nearest, num_points, num_samples, BLOCK=block,
-                          num_warps=4, enable_fp_fusion=False)
+                          **COMPILE_OPTIONS)
     return picked

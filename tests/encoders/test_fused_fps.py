@@ -95,3 +95,29 @@ def test_backend_comes_from_the_environment_and_unknown_names_are_refused(monkey
     monkeypatch.setenv(fps.BACKEND_ENV, "cuda-magic")
     with pytest.raises(ValueError, match="unknown FPS backend 'cuda-magic'"):
         farthest_point_sample(clouds, 10)
+
+
+@pytest.mark.parametrize("arch", [80, 90])
+def test_the_kernel_compiles_for_ampere_and_hopper_without_fused_multiply_adds(arch):
+    """Ahead-of-time compilation to PTX and a cubin with Triton's bundled ptxas needs no GPU, so
+    CI catches what the interpreter cannot: code that does not lower for a real target. No `fma`
+    in the PTX is what keeps the kernel's rounding identical to the torch loop's."""
+    triton = pytest.importorskip("triton")
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from cmcr.encoders.fused_fps import BLOCK, COMPILE_OPTIONS, _fps_kernel
+
+    signature = {"planar_ptr": "*fp32", "start_ptr": "*i64", "picked_ptr": "*i64", "nearest_ptr": "*fp32",
+                 "num_points": "i32", "num_samples": "i32", "BLOCK": "constexpr"}
+
+    def ptx(fusion: bool) -> str:
+        source = ASTSource(fn=_fps_kernel, signature=signature, constexprs={"BLOCK": BLOCK})
+        compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32),
+                                  options={**COMPILE_OPTIONS, "enable_fp_fusion": fusion})
+        assert compiled.asm["cubin"], "ptxas produced no binary"
+        return compiled.asm["ptx"]
+
+    assert COMPILE_OPTIONS["enable_fp_fusion"] is False
+    assert "fma.rn.f32" not in ptx(fusion=False)
+    assert "fma.rn.f32" in ptx(fusion=True)  # the control: contraction would otherwise happen
