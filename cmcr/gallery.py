@@ -21,6 +21,7 @@ import functools
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import shutil
@@ -44,6 +45,8 @@ MODALITIES = ("text", "image", "audio", "points")
 THUMBNAIL_PIXELS = 256
 PREVIEW_AUDIO_SECONDS = 10.0
 AUDIO_RATE = 48000
+log = logging.getLogger(__name__)
+
 _CURRENT = "CURRENT"
 _PREVIEWS = "previews"
 _VERSION_NAME = re.compile(r"v-[0-9]+-[0-9]+")  # what `save` writes: v-<time ns>-<pid>
@@ -153,14 +156,53 @@ def build_faiss_index(embeddings: np.ndarray, settings: IndexSettings) -> Any:
     elif settings.approximate == "hnsw":
         index = faiss.IndexHNSWFlat(dim, settings.hnsw_neighbors, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = settings.hnsw_ef_construction
-        index.hnsw.efSearch = settings.hnsw_ef_search
     else:
         # FAISS wants about 39 training points per list; more lists than that only hurt recall.
         lists = settings.ivf_lists or max(1, min(int(4 * np.sqrt(count)), count // 39))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
         index.train(data)
-        index.nprobe = min(settings.ivf_probes, lists)
     index.add(data)
+    return _with_search_settings(index, settings)
+
+
+def _with_search_settings(index: Any, settings: IndexSettings) -> Any:
+    """Search-time knobs, applied to built and to loaded indexes alike."""
+    if hasattr(index, "hnsw"):
+        index.hnsw.efSearch = settings.hnsw_ef_search
+    elif hasattr(index, "nprobe"):
+        index.nprobe = min(settings.ivf_probes, index.nlist)
+    return index
+
+
+def load_or_build_index(path: Path, embeddings: np.ndarray, settings: IndexSettings) -> Any:
+    """The approximate index over `embeddings`, read from `path` when it holds one that fits, else
+    built and written there (atomically) for the next process.
+
+    Building HNSW over 250k rows took 104 s on the 2-core development machine and reading it
+    back 0.4 s, so an app serving a large gallery should build it once, not at every start.
+    Index files are FAISS's own binary format, not pickles, and travel with nothing this project
+    shares: pulls and copies never carry them and pushes leave them out, so a gallery reads only
+    the ones it wrote itself unless someone hands over a whole gallery folder.
+    """
+    import faiss
+
+    if path.is_file():
+        try:
+            index = faiss.read_index(str(path))
+            if index.ntotal == len(embeddings) and index.d == embeddings.shape[1]:
+                return _with_search_settings(index, settings)
+            reason = f"it holds {index.ntotal} rows of width {index.d}"
+        except RuntimeError as error:
+            reason = str(error).strip().splitlines()[0]
+        log.warning("rebuilding the gallery index %s: %s", path, reason)
+    index = build_faiss_index(embeddings, settings)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        faiss.write_index(index, str(partial))
+        os.replace(partial, path)
+    except (OSError, RuntimeError) as error:  # a read-only folder still searches, only slower to open
+        partial.unlink(missing_ok=True)
+        log.info("could not keep the gallery index at %s: %s", path, error)
     return index
 
 
@@ -169,13 +211,18 @@ def build_searcher(embeddings: np.ndarray, settings: IndexSettings, device: str 
 
     `device=None` uses the GPU when torch sees one, else FAISS on the CPU; "cpu" forces FAISS.
     """
+    device = _search_device(device)
+    if device.startswith("cuda"):
+        return _TorchSearcher(embeddings, device)
+    return _FaissSearcher(build_faiss_index(embeddings, settings))
+
+
+def _search_device(device: str | None) -> str:
     if device is None:
         import torch
 
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if str(device).startswith("cuda"):
-        return _TorchSearcher(embeddings, str(device))
-    return _FaissSearcher(build_faiss_index(embeddings, settings))
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device)
 
 
 def index_recall(embeddings: np.ndarray, queries: np.ndarray, settings: IndexSettings,
@@ -373,12 +420,17 @@ class Gallery:
     """
 
     def __init__(self, root: str | os.PathLike, version: _Version, settings: IndexSettings,
-                 device: str | None) -> None:
+                 device: str | None, folder: Path | None = None) -> None:
         self.root = Path(root)
         self._version = version
         self.settings = settings
         self.device = device
         self._searchers: dict[str | None, Any] = {}
+        self._folder = folder  # the saved version folder that holds exactly what memory holds
+
+    def _changed(self) -> None:
+        self._searchers.clear()
+        self._folder = None
 
     @classmethod
     def create(cls, root: str | os.PathLike, space_id: str, dim: int,
@@ -399,8 +451,8 @@ class Gallery:
             raise InputError(
                 f"No gallery at '{root}' (no {_CURRENT} file). Build one with scripts/build_gallery.py."
             )
-        version = _read_version(Path(root) / _version_name(pointer.read_text().strip(), str(root)))
-        return cls(root, version, settings or IndexSettings(), device)
+        folder = Path(root) / _version_name(pointer.read_text().strip(), str(root))
+        return cls(root, _read_version(folder), settings or IndexSettings(), device, folder)
 
     @staticmethod
     def exists(root: str | os.PathLike) -> bool:
@@ -484,7 +536,7 @@ class Gallery:
             rows.append(row)
         if added:
             self._version.append(added, np.stack(rows))
-            self._searchers.clear()
+            self._changed()
         return added
 
     def reset(self, space_id: str, dim: int) -> list[GalleryItem]:
@@ -492,7 +544,7 @@ class Gallery:
         they can be embedded again. The folder changes only at the next `save`."""
         held = self.items
         self._version = _Version(space_id, int(dim))
-        self._searchers.clear()
+        self._changed()
         return held
 
     def remove(self, ids_or_hashes: Iterable[str]) -> int:
@@ -503,7 +555,7 @@ class Gallery:
         removed = len(self._version.items) - len(keep)
         if removed:
             self._version.keep(keep)
-            self._searchers.clear()
+            self._changed()
         return removed
 
     def _validated_rows(self, embeddings: np.ndarray, count: int) -> np.ndarray:
@@ -533,6 +585,7 @@ class Gallery:
         name = f"v-{time.time_ns()}-{os.getpid()}"
         _write_version(self.root / name, self._version)
         _atomic_write_bytes(self.root / _CURRENT, name.encode())
+        self._folder = self.root / name
         self._collect_garbage(name)
 
     def copy_to(self, destination: str | os.PathLike) -> Gallery:
@@ -616,9 +669,24 @@ class Gallery:
         the gallery changes."""
         if modality not in self._searchers:
             rows = self._rows_of(modality)
-            self._searchers[modality] = rows, build_searcher(self._version.matrix()[rows], self.settings,
-                                                             self.device)
+            self._searchers[modality] = rows, self._new_searcher(modality, self._version.matrix()[rows])
         return self._searchers[modality]
+
+    def _new_searcher(self, modality: str | None, embeddings: np.ndarray) -> Any:
+        """Approximate FAISS indexes of a saved version are kept in its folder; the rest is cheap
+        to build (exact FAISS copies the rows, the GPU path just moves them)."""
+        saved = self._folder is not None and len(embeddings) > self.settings.exact_limit
+        if not saved or _search_device(self.device).startswith("cuda"):
+            return build_searcher(embeddings, self.settings, self.device)
+        name = f"index-{modality or 'all'}-{_build_fingerprint(self.settings)}.faiss"
+        return _FaissSearcher(load_or_build_index(self._folder / name, embeddings, self.settings))
+
+
+def _build_fingerprint(settings: IndexSettings) -> str:
+    """What an index file's content depends on besides the rows (search-time knobs excluded)."""
+    built = {key: getattr(settings, key) for key in
+             ("exact_limit", "approximate", "hnsw_neighbors", "hnsw_ef_construction", "ivf_lists")}
+    return hashlib.sha256(json.dumps(built, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def push_gallery(root: str | os.PathLike, repo_id: str, *, revision: str | None = None,
@@ -634,6 +702,7 @@ def push_gallery(root: str | os.PathLike, repo_id: str, *, revision: str | None 
     return push_folder(gallery.root, repo_id, private=private, revision=revision, repo_type="dataset",
                        commit_message=f"Upload gallery ({len(gallery)} items)", token=token,
                        endpoint=endpoint, delete_patterns=["v-*", f"{_PREVIEWS}/*"],
+                       ignore_patterns=["v-*/index-*.faiss"],  # local caches, never read from a pull
                        retry_command=f"python scripts/build_gallery.py --out {root} --push-to-hub {repo_id}")
 
 
@@ -851,5 +920,5 @@ def _manifest_captions(root: Path) -> dict[Path, str]:
 __all__ = [
     "Gallery", "GalleryItem", "Hit", "IndexSettings", "IngestReport", "ItemEmbedder", "NewItem",
     "SourceFile", "build_faiss_index", "build_searcher", "caption_from_name", "index_recall",
-    "ingest", "pull_gallery", "push_gallery", "scan_folder", "sha256_bytes", "sha256_file", "space_identity",
+    "ingest", "load_or_build_index", "pull_gallery", "push_gallery", "scan_folder", "sha256_bytes", "sha256_file", "space_identity",
 ]

@@ -142,12 +142,13 @@ def download_space(repo_id: str, revision: str | None = None, *, cache_dir: str 
 def push_folder(folder: str | Path, repo_id: str, *, private: bool = False, revision: str | None = None,
                 repo_type: str = "model", commit_message: str = "Upload C-MCR space", token: str | None = None,
                 endpoint: str | None = None, retry_command: str | None = None,
-                delete_patterns: list[str] | None = None) -> str:
+                delete_patterns: list[str] | None = None, ignore_patterns: list[str] | None = None) -> str:
     """Upload every file of `folder` as one commit; returns the commit URL (it ends with the sha).
 
     Creates the repo (with `private`, ignored if it exists) and the branch `revision` when missing.
     Remote files matching `delete_patterns` that `folder` does not hold are deleted in the same
-    commit, so a repo can mirror a folder whose file names change from one version to the next.
+    commit, so a repo can mirror a folder whose file names change from one version to the next;
+    files matching `ignore_patterns` stay local.
     Uploading only reads `folder`, so a failure leaves it intact; the error names `retry_command`
     (the caller's CLI line) or, by default, the Python call that retries.
     """
@@ -163,7 +164,8 @@ def push_folder(folder: str | Path, repo_id: str, *, private: bool = False, revi
         if revision not in (None, constants.DEFAULT_REVISION):
             api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
         commit = api.upload_folder(folder_path=folder, repo_id=repo_id, repo_type=repo_type, revision=revision,
-                                   commit_message=commit_message, delete_patterns=delete_patterns)
+                                   commit_message=commit_message, delete_patterns=delete_patterns,
+                                   ignore_patterns=ignore_patterns)
         return commit.commit_url
 
     try:

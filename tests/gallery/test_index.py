@@ -120,3 +120,91 @@ def test_malformed_queries_get_clear_messages(tmp_path, queries, message):
     gallery = _gallery(tmp_path, _unit(np.random.default_rng(10).standard_normal((6, 8))))
     with pytest.raises(InputError, match=message):
         gallery.search(queries, space_id=SPACE)
+
+
+@pytest.mark.parametrize("approximate", ["hnsw", "ivf"])
+def test_a_saved_gallery_keeps_its_approximate_index_for_the_next_open(tmp_path, monkeypatch, approximate):
+    """Building HNSW over a large gallery takes minutes; the next process reads it back instead."""
+    import cmcr.gallery as gallery_module
+
+    embeddings = _clustered(1200, 16, seed=9)
+    settings = IndexSettings(exact_limit=100, approximate=approximate, ivf_probes=64)
+    gallery = Gallery.create(tmp_path / "g", SPACE, 16, settings=settings, device="cpu")
+    gallery.add([NewItem("image", f"f{i}", "", sha256_bytes(b"%d" % i)) for i in range(1200)], embeddings)
+    unsaved = gallery.search(embeddings[:30], space_id=SPACE, k=5)
+    assert not list(gallery.root.rglob("*.faiss")), "an unsaved gallery has no folder to keep an index in"
+    gallery.save()
+    first = Gallery.open(tmp_path / "g", settings=settings, device="cpu").search(embeddings[:30], space_id=SPACE, k=5)
+    (kept,) = gallery.root.rglob("index-all-*.faiss")
+    assert kept.parent.name == (gallery.root / "CURRENT").read_text()
+
+    def no_rebuild(*args, **kwargs):
+        raise AssertionError("the saved index was rebuilt")
+
+    monkeypatch.setattr(gallery_module, "build_faiss_index", no_rebuild)
+    reopened = Gallery.open(tmp_path / "g", settings=settings, device="cpu")
+    again = reopened.search(embeddings[:30], space_id=SPACE, k=5)
+    assert [[hit.item.id for hit in hits] for hits in again] == [[hit.item.id for hit in hits] for hits in first]
+    recall = np.mean([hits[0].item.source == f"f{i}" for i, hits in enumerate(again)])
+    assert recall >= 0.9 and len(unsaved) == len(again)
+    if approximate == "hnsw":
+        assert reopened._searchers[None][1].index.hnsw.efSearch == settings.hnsw_ef_search
+
+
+def test_a_damaged_or_stale_index_file_is_rebuilt_and_replaced(tmp_path, caplog):
+    embeddings = _clustered(600, 16, seed=10)
+    settings = IndexSettings(exact_limit=100)
+    gallery = Gallery.create(tmp_path / "g", SPACE, 16, settings=settings, device="cpu")
+    gallery.add([NewItem("audio", f"f{i}", "", sha256_bytes(b"%d" % i)) for i in range(600)], embeddings)
+    gallery.save()
+    Gallery.open(gallery.root, settings=settings, device="cpu").search(embeddings[:3], space_id=SPACE, k=1)
+    (kept,) = gallery.root.rglob("index-all-*.faiss")
+    kept.write_bytes(b"not a faiss index")
+    hits = Gallery.open(gallery.root, settings=settings, device="cpu").search(embeddings[:3], space_id=SPACE, k=1)
+    assert [h[0].item.source for h in hits] == ["f0", "f1", "f2"]
+    assert "rebuilding the gallery index" in caplog.text
+    import faiss
+
+    assert faiss.read_index(str(kept)).ntotal == 600  # replaced by a good one
+    assert not list(gallery.root.rglob("*.partial"))
+
+
+def test_changing_a_gallery_drops_the_old_index_with_its_version(tmp_path):
+    embeddings = _clustered(700, 16, seed=11)
+    settings = IndexSettings(exact_limit=100)
+    gallery = Gallery.create(tmp_path / "g", SPACE, 16, settings=settings, device="cpu")
+    gallery.add([NewItem("image", f"f{i}", "", sha256_bytes(b"%d" % i)) for i in range(600)], embeddings[:600])
+    gallery.save()
+    gallery.search(embeddings[:1], space_id=SPACE, k=1)
+    old = next(gallery.root.rglob("index-all-*.faiss"))
+    gallery.add([NewItem("image", f"g{i}", "", sha256_bytes(b"g%d" % i)) for i in range(100)], embeddings[600:])
+    hits = gallery.search(embeddings[650:651], space_id=SPACE, k=1)  # unsaved: built in memory
+    assert hits[0][0].item.source == "g50" and old.is_file()
+    gallery.save()
+    assert not old.exists()
+    assert Gallery.open(gallery.root, settings=settings, device="cpu").search(
+        embeddings[650:651], space_id=SPACE, k=1)[0][0].item.source == "g50"
+    import faiss
+
+    assert faiss.read_index(str(next(gallery.root.rglob("index-all-*.faiss")))).ntotal == 700
+
+
+def test_a_folder_that_cannot_keep_the_index_still_searches(tmp_path, monkeypatch, caplog):
+    import logging
+
+    import faiss
+
+    def read_only(index, path):
+        raise RuntimeError(f"Error: could not open {path} for writing: Read-only file system")
+
+    embeddings = _clustered(300, 16, seed=12)
+    settings = IndexSettings(exact_limit=100)
+    gallery = Gallery.create(tmp_path / "g", SPACE, 16, settings=settings, device="cpu")
+    gallery.add([NewItem("image", f"f{i}", "", sha256_bytes(b"%d" % i)) for i in range(300)], embeddings)
+    gallery.save()
+    monkeypatch.setattr(faiss, "write_index", read_only)
+    with caplog.at_level(logging.INFO, logger="cmcr.gallery"):
+        hits = Gallery.open(gallery.root, settings=settings, device="cpu").search(embeddings[:2], space_id=SPACE, k=1)
+    assert [h[0].item.source for h in hits] == ["f0", "f1"]
+    assert "could not keep the gallery index" in caplog.text
+    assert not [p for p in gallery.root.rglob("*") if p.suffix in (".faiss", ".partial")]

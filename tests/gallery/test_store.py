@@ -200,9 +200,11 @@ def test_pushing_again_replaces_the_remote_version_and_a_pull_fetches_only_the_l
     removed = saved.items[0]
     saved.remove([removed.id])
     saved.save()
+    (saved.root / (saved.root / "CURRENT").read_text() / "index-all-0123456789ab.faiss").write_bytes(b"kept locally")
     push_gallery(saved.root, "galleries/versions")
     remote = fake_hub.files("galleries/versions", repo_type="dataset")
     live = (saved.root / "CURRENT").read_text()
+    assert not [name for name in remote if name.endswith(".faiss")], "a local index cache was uploaded"
     assert {name.split("/")[0] for name in remote if name.startswith("v-")} == {live}
     assert not first & set(remote), "the first push's version folder is still on the Hub"
     if removed.preview and removed.preview not in {item.preview for item in saved.items}:
@@ -214,6 +216,7 @@ def test_pushing_again_replaces_the_remote_version_and_a_pull_fetches_only_the_l
     push_folder(stale.parent, "galleries/versions", repo_type="dataset")
     pulled = pull_gallery("galleries/versions", tmp_path / "pulled", cache_dir=hub_cache)
     assert pulled.items == saved.items
+    assert not list(pulled.root.rglob("*.faiss"))
     fetched = {path.relative_to(hub_cache).parts[-2] for path in hub_cache.rglob("*") if path.parent.name.startswith("v-")}
     assert fetched == {live}
 
