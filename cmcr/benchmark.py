@@ -860,6 +860,38 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
+def read_results(paths: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
+    """Results written by earlier runs (`--out`), checked to be this tool's JSON."""
+    results = []
+    for path in paths:
+        try:
+            result = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as error:
+            raise InputError(f"cannot read benchmark results from {path}: {error}") from None
+        if not isinstance(result, dict) or result.get("schema") != SCHEMA_VERSION or "sections" not in result:
+            raise InputError(f"{path} is not a results file of this benchmark (schema {SCHEMA_VERSION}).")
+        results.append(result)
+    return results
+
+
+def targets_table(results: Sequence[dict[str, Any]]) -> str:
+    """Every DESIGN §5 target across several runs (a GPU run is split over device slots): the
+    measured figure, its same-run baseline and the ratio to the target."""
+    lines = ["| DESIGN §5 target | figure | value | same-run baseline | vs target | met |",
+             "|---|---|---|---|---|---|"]
+    for result in results:
+        for section in result["sections"].values():
+            for figure in section["figures"]:
+                if figure["target"] is None:
+                    continue
+                lines.append(
+                    f"| {figure['target']['text']} | {figure['name']} ({result['machine']['device']}) | "
+                    f"{_with_p95(figure['value'], figure['p95'])} {figure['unit']} | "
+                    f"{_number(figure['baseline'])} {figure['unit']} ({figure['baseline_name']}) | "
+                    f"{figure['target_ratio']:.3g}× | {'yes' if figure['target_met'] else 'no'} |")
+    return "\n".join(lines)
+
+
 def write_json(result: dict[str, Any], path: str | os.PathLike) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@
     python scripts/benchmark.py --device cuda --sizes full --out benchmark-h100.json
     python scripts/benchmark.py --only points search              # some sections only
     python scripts/benchmark.py --only train --train-rows 1000000  # one training size
+    python scripts/benchmark.py --report gpu-*.json               # tables of split runs, one targets table
 
 Sizes: `tiny` (toy encoders, seconds: the CI smoke run), `small` (full-size architectures,
 a few minutes on a 2-core CPU), `full` (DESIGN §5 workloads: 1M-row galleries and memories).
@@ -18,7 +19,8 @@ import sys
 
 from tqdm.auto import tqdm
 
-from cmcr.benchmark import SECTIONS, SIZE_PLANS, run_benchmarks, to_markdown, write_json
+from cmcr.benchmark import (SECTIONS, SIZE_PLANS, read_results, run_benchmarks, targets_table, to_markdown,
+                            write_json)
 from cmcr.cli import run_reporting_errors
 
 
@@ -33,6 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch and FAISS CPU threads (default: theirs, one per core)")
+    parser.add_argument("--report", nargs="+", metavar="JSON",
+                        help="measure nothing: print the tables of earlier runs' JSON files and one "
+                             "table of every target across them")
     parser.add_argument("--train-rows", type=int, nargs="+", metavar="N",
                         help="memory sizes of the train section (default: the --sizes plan's); "
                              "one size per command keeps a full-size GPU run inside a time slot")
@@ -45,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.report:
+        results = read_results(args.report)
+        print("\n\n".join(to_markdown(result) for result in results))
+        print("\n## Targets\n\n" + targets_table(results))
+        return
     with tqdm(desc="benchmark", bar_format="{desc}: {elapsed} {postfix}", file=sys.stderr) as bar:
         def progress(message: str) -> None:
             bar.set_postfix_str(message)

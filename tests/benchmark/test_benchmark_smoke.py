@@ -118,6 +118,33 @@ def test_train_rows_replace_the_plans_memory_sizes() -> None:
     _check_figure(figure)
 
 
+def test_report_merges_split_runs_into_one_targets_table(tmp_path, capsys) -> None:
+    """A GPU run is split over device slots; --report turns its JSON files into the docs tables."""
+    import importlib.util
+
+    from cmcr.benchmark import write_json
+
+    figure = Figure("train", "Ex-MCR, 1,000,000-row memories", "s", 45.0, "same run in fp32", 90.0, False,
+                    target=TARGETS["train_s"])
+    other = Figure("search", "CPU FAISS flat, one query, 1,000 rows", "ms", 0.03, "NumPy scan", 0.04, False)
+    result = run_benchmarks("cpu", "tiny", ["train"], threads=1, train_rows=[1000])
+    result["sections"] = {"train": {"seconds": 1.0, "figures": [figure.to_dict()]},
+                          "search": {"seconds": 1.0, "figures": [other.to_dict()]}}
+    paths = [write_json(result, tmp_path / "gpu-train.json"), tmp_path / "broken.json"]
+    paths[1].write_text('{"schema": 99}')
+    spec = importlib.util.spec_from_file_location("benchmark_script", ROOT / "scripts" / "benchmark.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--report", str(paths[0])]) == 0
+    printed = capsys.readouterr().out
+    assert "### train" in printed and "### search" in printed
+    targets = printed.split("## Targets")[1].strip().splitlines()
+    assert len(targets) == 3  # header, rule, and only the figure that has a target
+    assert TARGETS["train_s"].text in targets[2] and "0.667×" in targets[2] and targets[2].endswith("| no |")
+    assert script.main(["--report", str(paths[1])]) == 2
+    assert "not a results file" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("arguments", [{"sizes": "huge"}, {"only": ["points", "nonsense"]}, {"threads": 0},
                                        {"train_rows": [999]}, {"train_rows": []}])
 def test_unknown_choices_are_refused_before_any_work(arguments: dict) -> None:
