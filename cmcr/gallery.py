@@ -196,12 +196,9 @@ def load_or_build_index(path: Path, embeddings: np.ndarray, settings: IndexSetti
             reason = str(error).strip().splitlines()[0]
         log.warning("rebuilding the gallery index %s: %s", path, reason)
     index = build_faiss_index(embeddings, settings)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
-        faiss.write_index(index, str(partial))
-        os.replace(partial, path)
+        _atomic_write(path, lambda temporary: faiss.write_index(index, temporary))
     except (OSError, RuntimeError) as error:  # a read-only folder still searches, only slower to open
-        partial.unlink(missing_ok=True)
         log.info("could not keep the gallery index at %s: %s", path, error)
     return index
 
@@ -283,13 +280,18 @@ def _check_modality(modality: str) -> None:
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a file so that readers see either nothing or all of it."""
+    _atomic_write(path, lambda temporary: Path(temporary).write_bytes(data))
+
+
+def _atomic_write(path: Path, write: Callable[[str], Any]) -> None:
+    """Write a file so that readers see either nothing or all of it: `write` fills a temporary
+    file beside `path`, which is synced and renamed into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(handle)
     try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
+        write(temporary)
+        with open(temporary, "rb") as stream:
             os.fsync(stream.fileno())
         os.replace(temporary, path)
     except BaseException:
