@@ -64,6 +64,18 @@ class VisionConfig:
     num_heads: int = 12
 
 
+def vision_tower(vision: VisionConfig) -> VisionTransformer:
+    """The SLIP image tower as timm builds it; its state-dict keys are the checkpoint's `visual.*`."""
+    return VisionTransformer(
+        img_size=vision.image_size,
+        patch_size=vision.patch_size,
+        embed_dim=vision.width,
+        depth=vision.depth,
+        num_heads=vision.num_heads,
+        num_classes=0,
+    )
+
+
 @dataclass(frozen=True)
 class ULIPConfig(EncoderConfig):
     """`checkpoint_repo=None` means random weights seeded with `seed` (the tiny profile)."""
@@ -105,14 +117,7 @@ class ULIPModel(nn.Module):
         self.pc_projection = nn.Parameter(
             torch.randn(config.point.feature_dim, config.dim) * config.dim**-0.5
         )
-        self.visual = VisionTransformer(
-            img_size=vision.image_size,
-            patch_size=vision.patch_size,
-            embed_dim=vision.width,
-            depth=vision.depth,
-            num_heads=vision.num_heads,
-            num_classes=0,
-        )
+        self.visual = vision_tower(vision)
         self.image_projection = nn.Parameter(torch.randn(vision.width, config.dim) * vision.width**-0.5)
 
     def encode_points(self, points: torch.Tensor) -> torch.Tensor:
