@@ -25,7 +25,7 @@ def test_two_workers_give_the_same_features_as_none(sources, tmp_path):
     for modality, encoder in (("image", "clip"), ("image", "ulip"), ("points", "ulip")):
         in_process = np.asarray(memories[0].load(modality, encoder))
         in_workers = np.asarray(memories[2].load(modality, encoder))
-        np.testing.assert_array_equal(in_workers, in_process)
+        np.testing.assert_allclose(in_workers, in_process, rtol=0, atol=1e-6)  # other processes decode
         assert np.abs(in_process[0] - in_process[1]).max() > 1e-3  # distinct files, distinct rows
     assert memories[2].items("image") == memories[0].items("image")
 
