@@ -7,9 +7,9 @@ arrays of shape (N, 3+) (xyz first; colours/normals ignored). The file name's su
 parser when there is one; otherwise the content is sniffed.
 
 Policy, and why:
-- Nothing user-supplied is unpickled: `.npy` files are read with `allow_pickle=False`. Pickled
-  OpenShape dicts (`xyz` key, e.g. the reference files) load only with `trusted=True`, which
-  callers pass for local files they control, never for uploads.
+- Nothing user-supplied is unpickled with a full unpickler: plain `.npy` files are read with
+  `allow_pickle=False`; pickled OpenShape records (a dict with an `xyz` array, as the official
+  C-MCR samples are) go through `cmcr.media.safe_npy`, which admits numpy arrays and nothing else.
 - Bounded work: over `max_bytes` is refused unread; vertex and face counts stated by PLY/OFF/STL
   headers and glTF scene instancing are checked against `MAX_VERTICES`/`MAX_FACES` before the
   geometry is built; glTF scenes of more than `MAX_SCENE_NODES` nodes are refused unparsed.
@@ -33,6 +33,7 @@ import zipfile
 import numpy as np
 
 from cmcr.errors import InputError
+from cmcr.media.safe_npy import NPY_MAGIC, read_npy
 from cmcr.media.source import Source, SourceBytes, decoder_reason, read_source
 
 MAX_BYTES = 50_000_000
@@ -86,7 +87,7 @@ def detect_points_format(source: SourceBytes) -> str:
 
 
 def _sniff(data: bytes) -> str | None:
-    magic = {b"ply": "ply", b"glTF": "glb", b"\x93NUMPY": "npy", b"PK\x03\x04": "npz"}
+    magic = {b"ply": "ply", b"glTF": "glb", NPY_MAGIC: "npy", b"PK\x03\x04": "npz"}
     for prefix, name in magic.items():
         if data.startswith(prefix):
             return name
@@ -241,29 +242,21 @@ def _require_magic(source: SourceBytes, magic: bytes, fmt: str) -> None:
         raise InputError(f"{source.label} is not a valid .{fmt} file. Accepted: {ACCEPTED}.")
 
 
-def _load_npy(source: SourceBytes, trusted: bool) -> np.ndarray:
-    _require_magic(source, b"\x93NUMPY", "npy")
-    try:
-        array = np.load(io.BytesIO(source.data), allow_pickle=trusted)
-    except ValueError as error:
-        if "allow_pickle" in str(error):
-            raise InputError(
-                f"{source.label} holds a pickled Python object, which is never loaded from an "
-                "upload (it could run code). Save a plain float array of shape (N, 3) with "
-                "numpy.save instead."
-            ) from None
-        raise _damaged(source, "npy", error) from None
-    except Exception as error:
-        raise _damaged(source, "npy", error) from None
-    if array.dtype == object and array.ndim == 0:
-        return _openshape_xyz(source, array.item())
-    return array
+def _load_npy(source: SourceBytes) -> np.ndarray:
+    _require_magic(source, NPY_MAGIC, "npy")
+    content = read_npy(source.data, source.label, max_bytes=MAX_BYTES * 4)
+    if isinstance(content, dict):  # an OpenShape / ULIP-2 record, as the official samples are
+        return _openshape_xyz(source, content)
+    if not isinstance(content, np.ndarray):
+        raise InputError(f"{source.label} holds a {type(content).__name__}, not an array of points.")
+    return content
 
 
-def _openshape_xyz(source: SourceBytes, record) -> np.ndarray:
-    if not isinstance(record, dict) or "xyz" not in record:
-        raise InputError(f"{source.label} holds a Python object without an 'xyz' array.")
-    return np.asarray(record["xyz"])
+def _openshape_xyz(source: SourceBytes, record: dict) -> np.ndarray:
+    xyz = record.get("xyz")
+    if not isinstance(xyz, np.ndarray):
+        raise InputError(f"{source.label} holds a record without an 'xyz' array of points.")
+    return xyz
 
 
 def _load_npz(source: SourceBytes) -> np.ndarray:
@@ -321,12 +314,12 @@ def _load_text(source: SourceBytes) -> np.ndarray:
     return array
 
 
-def _read_geometry(source: SourceBytes, fmt: str, trusted: bool) -> tuple[list, list]:
+def _read_geometry(source: SourceBytes, fmt: str) -> tuple[list, list]:
     """(triangles per mesh, point arrays) for every accepted format."""
     if fmt in MESH_FORMATS:
         return _scene_geometry(source, fmt)
     if fmt == "npy":
-        array = _load_npy(source, trusted)
+        array = _load_npy(source)
     elif fmt == "npz":
         array = _load_npz(source)
     else:
@@ -442,14 +435,13 @@ def load_points(
     *,
     num_points: int = 8192,
     up_axis: str = "y",
-    trusted: bool = False,
     max_bytes: int = MAX_BYTES,
     format: str | None = None,
 ) -> np.ndarray:
     """A float32 (num_points, 3) cloud for the ULIP encoder (contract in docs/architecture.md)."""
     raw = read_source(source, max_bytes=max_bytes, kind="3D", format=format)
     fmt = detect_points_format(raw)
-    triangles, clouds = _read_geometry(raw, fmt, trusted)
+    triangles, clouds = _read_geometry(raw, fmt)
     surface = _finite_triangles(triangles)
     if len(surface):
         sampled = sample_surface(_prenormalise(surface), num_points)

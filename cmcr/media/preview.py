@@ -51,7 +51,6 @@ def points_to_preview(
     path: str | Path,
     *,
     max_points: int = PREVIEW_POINTS,
-    trusted: bool = False,
 ) -> Path:
     """Write a preview .glb of a cloud (N, 3) array, or of any file `load_points` accepts, to
     `path` and return it; the gallery stores these next to its index, the app hands them to
@@ -61,7 +60,7 @@ def points_to_preview(
             points_or_source, num_points=min(max_points, len(points_or_source))
         )
     else:
-        cloud = load_points(points_or_source, num_points=max_points, trusted=trusted)
+        cloud = load_points(points_or_source, num_points=max_points)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(preview_mesh(cloud).export(file_type="glb"))

@@ -109,11 +109,8 @@ def test_content_is_sniffed_without_a_name(tmp_path, as_kind):
         assert_normalised(load_points(data, num_points=256), 256)
 
 
-def test_openshape_pickles_need_trust(tmp_path):
-    path = make_openshape_npy(tmp_path)
-    with pytest.raises(InputError, match="pickled"):
-        load_points(path)
-    assert_normalised(load_points(path, trusted=True))
+def test_openshape_records_load_through_the_allow_listed_reader(tmp_path):
+    assert_normalised(load_points(make_openshape_npy(tmp_path)))
 
 
 def test_non_finite_rows_are_dropped_when_enough_remain(tmp_path):

@@ -162,6 +162,24 @@ def test_every_deserialiser_call_in_the_tree_is_safe():
     assert full_unpickling == FULL_UNPICKLING_ALLOWED
 
 
+RESTRICTED_UNPICKLERS = {("cmcr/media/safe_npy.py", "_ArraysOnly")}
+
+
+def test_the_only_unpickler_subclass_is_the_allow_listed_reader():
+    """Subclassing pickle.Unpickler is how a restricted reader is written, and how a full one could
+    hide from the call scan above: there is exactly one, and it overrides find_class."""
+    found = set()
+    for path in _source_files():
+        relative = path.relative_to(REPO).as_posix()
+        if relative.startswith("tests/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and any("Unpickler" in ast.unparse(base) for base in node.bases):
+                assert any(isinstance(item, ast.FunctionDef) and item.name == "find_class" for item in node.body)
+                found.add((relative, node.name))
+    assert found == RESTRICTED_UNPICKLERS
+
+
 def test_full_unpickling_is_reachable_only_for_the_pinned_release():
     """Only the ULIP encoder calls read_official_checkpoint, and it passes pinned_release=True only
     when repo, file and revision are the pinned constants."""
