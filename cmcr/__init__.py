@@ -15,12 +15,18 @@ __all__ = [
     "InputError",
     "UnifiedSpace",
     "__version__",
+    "list_pretrained",
+    "load_spaces",
 ]
 
 
 def __getattr__(name: str):
-    if name == "UnifiedSpace":
-        from cmcr.space import UnifiedSpace
+    if name in ("UnifiedSpace", "load_spaces"):
+        from cmcr import space
 
-        return UnifiedSpace
+        return getattr(space, name)
+    if name == "list_pretrained":
+        from cmcr.pretrained import list_pretrained
+
+        return list_pretrained
     raise AttributeError(f"module 'cmcr' has no attribute {name!r}")

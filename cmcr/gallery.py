@@ -889,8 +889,8 @@ def caption_from_name(path: Path) -> str:
 def scan_folder(folder: str | os.PathLike) -> list[SourceFile]:
     """Every image, audio and 3D file under `folder`, sorted, with a caption for each.
 
-    Captions come from a `manifest.json` in the folder (the layout `assets/` uses) when it names
-    the file, else from a sidecar `<stem>.txt`, else from the file name.
+    Captions come from a `manifest.json` in the file's folder or above (the layout `assets/` uses)
+    when it names the file, else from a sidecar `<stem>.txt`, else from the file name.
     """
     root = Path(folder)
     if not root.is_dir():
@@ -909,14 +909,15 @@ def scan_folder(folder: str | os.PathLike) -> list[SourceFile]:
 
 
 def _manifest_captions(root: Path) -> dict[Path, str]:
-    manifest = root / "manifest.json"
-    if not manifest.is_file():
-        return {}
-    try:
-        entries = json.loads(manifest.read_text())["items"]
-        return {(root / entry["file"]).resolve(): str(entry["caption"]) for entry in entries}
-    except (ValueError, KeyError, TypeError) as error:
-        raise InputError(f"'{manifest}' is not a valid manifest: {error}") from None
+    """Captions from every `manifest.json` under `root`; each names files relative to its folder."""
+    captions = {}
+    for manifest in sorted(root.rglob("manifest.json")):
+        try:
+            entries = json.loads(manifest.read_text())["items"]
+            captions.update({(manifest.parent / entry["file"]).resolve(): str(entry["caption"]) for entry in entries})
+        except (ValueError, KeyError, TypeError) as error:
+            raise InputError(f"'{manifest}' is not a valid manifest: {error}") from None
+    return captions
 
 
 __all__ = [

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import httpx2
 from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
+from huggingface_hub.file_download import http_get
 from huggingface_hub.errors import (
     HfHubHTTPError,
     LocalEntryNotFoundError,
@@ -36,6 +39,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import get_session
 
 from cmcr.errors import CheckpointError, HubUnavailableError, InputError
+from cmcr.pretrained import ENV_RAW_ENDPOINT, ReleaseFile, raw_endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +143,83 @@ def download_space(repo_id: str, revision: str | None = None, *, cache_dir: str 
     return folder
 
 
+def release_cache_dir() -> Path:
+    """Where release files (the official projectors) are kept: beside the Hub cache in HF_HOME, so
+    one setting (a Space's persistent /data, a shared disk) covers every download."""
+    return Path(constants.HF_HOME) / "cmcr" / "releases"
+
+
+def download_release_file(file: ReleaseFile, *, cache_dir: str | Path | None = None,
+                          endpoint: str | None = None) -> Path:
+    """Path of a pinned git file (e.g. an official projector), downloaded once and verified.
+
+    The file is kept under `<cache>/<repo>/<commit>/<path>` and handed out only while it hashes to
+    its git blob id; a damaged copy is fetched again. Offline (HF_HUB_OFFLINE, or the host fails a
+    reachability check) a verified copy is used, else HubUnavailableError says how to fetch it.
+    """
+    endpoint = (endpoint or raw_endpoint()).rstrip("/")
+    target = Path(cache_dir or release_cache_dir()) / file.repo / file.commit / file.path
+    if target.is_file() and _blob_id(target) == file.blob:
+        return target
+    url = file.url(endpoint)
+    if is_offline(endpoint):
+        state = "the cached copy is damaged" if target.exists() else "nothing is cached"
+        reason = "HF_HUB_OFFLINE is set" if constants.is_offline_mode() else f"{endpoint} is unreachable"
+        raise HubUnavailableError(f"Cannot get {file.name} ({file.repo} @ {file.commit[:7]}): {reason} and "
+                                  f"{state} in {target.parent}. {_release_advice(file, target)}")
+    try:
+        _with_retries(lambda: _fetch_release(url, target, file), f"download of {url}", transient=_is_server_error)
+    except HfHubHTTPError as error:
+        status = error.response.status_code if error.response is not None else None
+        if status in (401, 403, 404, 410):
+            raise CheckpointError(f"{url} answered HTTP {status}: the pinned file {file.path} of {file.repo} @ "
+                                  f"{file.commit} is not there. If you use a mirror ({ENV_RAW_ENDPOINT}), check that it "
+                                  "holds it.") from error
+        raise HubUnavailableError(f"Downloading {url} failed: {_reason(error)}. {_release_advice(file, target)}") \
+            from error
+    except (httpx2.TransportError, OSError) as error:
+        raise HubUnavailableError(f"Downloading {url} failed: {_reason(error)}. {_release_advice(file, target)}") \
+            from error
+    return target
+
+
+def _fetch_release(url: str, target: Path, file: ReleaseFile) -> str:
+    """Stream `url` into a temporary file beside `target`, check its blob id, then swap it in."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            http_get(url, stream, displayed_filename=file.name)
+        got = _blob_id(Path(partial))
+        if got != file.blob:
+            raise CheckpointError(f"{url} served a file whose git blob id is {got}, not the pinned {file.blob}: "
+                                  "the host or a proxy is serving other bytes. Nothing was kept; try again later.")
+        os.replace(partial, target)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+    return str(target)
+
+
+def _blob_id(path: Path) -> str:
+    """git's object id of a file (what the Hub sends as ETag for non-LFS files): sha1 over
+    `blob <size>` and a NUL byte, then the content."""
+    return _file_digest(path, hashlib.sha1(b"blob %d\0" % path.stat().st_size))
+
+
+def _file_digest(path: Path, digest) -> str:
+    with path.open("rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _release_advice(file: ReleaseFile, target: Path) -> str:
+    return (f"To fix: check the network connection, or set {ENV_RAW_ENDPOINT} to a mirror of "
+            f"raw.githubusercontent.com, or download {file.page()} yourself (e.g. `curl -L -o {target} "
+            f"{file.url()}`) where it is reachable.")
+
+
 def push_folder(folder: str | Path, repo_id: str, *, private: bool = False, revision: str | None = None,
                 repo_type: str = "model", commit_message: str = "Upload C-MCR space", token: str | None = None,
                 endpoint: str | None = None, retry_command: str | None = None,
@@ -199,21 +280,29 @@ def _obtain(request: _Request, fetch: Callable[..., str]) -> Path:
     return _verified(request, path, online=False)
 
 
-def _with_retries(call: Callable[[], str], what: str) -> str:
+def _with_retries(call: Callable[[], str], what: str,
+                  transient: Callable[[BaseException], bool] | None = None) -> str:
     """Retry transient Hub failures with exponential backoff, within RETRY_BUDGET_S overall."""
+    transient = transient or _is_transient
     deadline = time.monotonic() + RETRY_BUDGET_S
     attempt = 1
     while True:
         try:
             return call()
         except _ONLINE_FAILURES as error:
-            if not _is_transient(error) or attempt == MAX_ATTEMPTS or time.monotonic() > deadline:
+            if not transient(error) or attempt == MAX_ATTEMPTS or time.monotonic() > deadline:
                 raise
             wait = FIRST_BACKOFF_S * 2 ** (attempt - 1)
             logger.warning("Transient Hub failure during %s (%s); retry %d in %.1f s.", what, _reason(error),
                            attempt, wait)
             time.sleep(wait)
             attempt += 1
+
+
+def _is_server_error(error: BaseException) -> bool:
+    """For plain-file downloads, whose client already resumes after network failures itself."""
+    return isinstance(error, HfHubHTTPError) and error.response is not None \
+        and error.response.status_code in TRANSIENT_STATUS
 
 
 def _is_transient(error: BaseException) -> bool:
@@ -266,15 +355,12 @@ def _intact(file: Path) -> bool:
     if stamp in _VERIFIED:
         return True
     if re.fullmatch(r"[0-9a-f]{64}", etag):
-        digest = hashlib.sha256()
+        digest = _file_digest(blob, hashlib.sha256())
     elif re.fullmatch(r"[0-9a-f]{40}", etag):
-        digest = hashlib.sha1(b"blob %d\0" % stat.st_size)
+        digest = _blob_id(blob)
     else:
         return True
-    with blob.open("rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-    if digest.hexdigest() != etag:
+    if digest != etag:
         return False
     if time.time_ns() - stat.st_mtime_ns > RACY_S * 1e9:
         _VERIFIED.add(stamp)

@@ -23,6 +23,7 @@ from torch import nn
 from cmcr.errors import CheckpointError, InputError
 from cmcr.features import ENCODER_MODALITIES
 from cmcr.heads import LAYOUT_EXMCR, build_head, load_official
+from cmcr.pretrained import GROUPS, PRETRAINED, is_pretrained_name, list_pretrained
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
@@ -119,7 +120,12 @@ class UnifiedSpace:
 
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | Path, revision: str | None = None) -> "UnifiedSpace":
-        """Load a saved space from a local folder or a Hub repo id (`owner/name`)."""
+        """Load a space by pretrained name (`official-ex-mcr`, see `cmcr.pretrained`), from a local
+        folder, or from a Hub repo id (`owner/name`)."""
+        if is_pretrained_name(str(path_or_repo_id)):
+            if revision is not None:
+                raise InputError(f"revision={revision!r} applies to Hub repo ids; {path_or_repo_id} is pinned")
+            return cls.from_release(str(path_or_repo_id))
         path = Path(path_or_repo_id).expanduser()
         if path.is_dir():
             if revision is not None:
@@ -131,11 +137,31 @@ class UnifiedSpace:
             )
         if not _REPO_ID.fullmatch(str(path_or_repo_id)):
             raise CheckpointError(
-                f"{path_or_repo_id!r} is neither an existing folder nor a Hub repo id (owner/name)"
+                f"{str(path_or_repo_id)!r} is neither an existing folder nor a Hub repo id (owner/name) nor a "
+                f"pretrained name ({', '.join(list_pretrained())})"
             )
         from cmcr.hub import download_space  # lazy: huggingface_hub is only needed for the Hub
 
         return cls._load_folder(Path(download_space(str(path_or_repo_id), revision)))
+
+    @classmethod
+    def from_release(cls, name: str) -> "UnifiedSpace":
+        """A pretrained space built from its pinned release files (downloaded once, verified),
+        with its provenance, licence and credit recorded in `config["provenance"]`."""
+        if name in GROUPS:
+            raise InputError(f"{name} stands for {len(GROUPS[name])} spaces ({', '.join(GROUPS[name])}); load "
+                             f"one of them, or all with cmcr.load_spaces({name!r})")
+        from cmcr.hub import download_release_file  # lazy: huggingface_hub is only needed for downloads
+
+        entry = PRETRAINED[name]
+        paths = [download_release_file(file) for file in entry.files]
+        imported = cls.from_official(paths, leaves=[file.leaf for file in entry.files])
+        config = copy.deepcopy(imported.config)
+        config["provenance"] = entry.provenance()
+        config["source"] = f"{name}: {entry.title}"
+        for encoder, facts in config["encoders"].items():
+            facts.update(entry.encoders.get(encoder, {}))
+        return cls(config, dict(imported.heads))
 
     @classmethod
     def _load_folder(cls, folder: Path) -> "UnifiedSpace":
@@ -211,6 +237,11 @@ class UnifiedSpace:
     def dim(self) -> int:
         return self.config["dim"]
 
+    @property
+    def provenance(self) -> dict | None:
+        """Where released weights came from (source files, licence, credit); None for our own."""
+        return self.config.get("provenance")
+
     def modalities(self, encoder: str) -> list[str]:
         return list(self.config["encoders"][encoder]["modalities"])
 
@@ -280,6 +311,35 @@ class UnifiedSpace:
             f"UnifiedSpace(method={self.method!r}, base={self.base!r}, "
             f"leaves={self.config['leaves']}, dim={self.dim})"
         )
+
+
+def load_spaces(spec: str | Path, revision: str | None = None) -> dict[str, UnifiedSpace]:
+    """Every space a name stands for, by a label to show: a pretrained name or group
+    (`official-c-mcr` is two spaces), a space folder, a folder of space folders (what C-MCR training
+    writes: one per connection), a Hub repo id, or several of these separated by commas."""
+    parts = [part.strip() for part in str(spec).split(",") if part.strip()]
+    if not parts:
+        raise InputError("Name a space: a pretrained name, a folder or a Hub repo id.")
+    if len(parts) > 1 and revision is not None:
+        raise InputError("A revision applies to one Hub repo id, not to a list of spaces.")
+    spaces: dict[str, UnifiedSpace] = {}
+    for part in parts:
+        for label, space in _spaces_of(part, revision).items():
+            if label in spaces:
+                raise InputError(f"{label} is named twice in {spec!r}")
+            spaces[label] = space
+    return spaces
+
+
+def _spaces_of(part: str, revision: str | None) -> dict[str, UnifiedSpace]:
+    if part in GROUPS:
+        return {name: UnifiedSpace.from_release(name) for name in GROUPS[part]}
+    folder = Path(part).expanduser()
+    if folder.is_dir() and not (folder / CONFIG_NAME).exists():
+        members = sorted(child for child in folder.iterdir() if (child / CONFIG_NAME).is_file())
+        if members:
+            return {f"{part.rstrip('/')}/{child.name}": UnifiedSpace.from_pretrained(child) for child in members}
+    return {part: UnifiedSpace.from_pretrained(part, revision=revision)}
 
 
 def _check_shape(features: Any, in_dim: int, what: str) -> None:

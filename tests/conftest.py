@@ -6,7 +6,8 @@ the Hub is isolated here, before any test module can import them:
 - HF_HOME points at a fresh temporary folder: no test sees (or pollutes) a developer's cache;
 - HF_ENDPOINT points at a loopback port chosen now; the `fake_hub` fixture serves on it. Until
   it does, every request is refused at once, so a test can never hang on a download or reach
-  the network.
+  the network. CMCR_RAW_ENDPOINT does the same for the raw-file host of the official projectors
+  (the `raw_files` fixture serves on it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tests.ports import free_loopback_port
 _HF_HOME = tempfile.mkdtemp(prefix="cmcr-test-hf-home-")
 os.environ["HF_HOME"] = _HF_HOME
 os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{free_loopback_port()}"
+os.environ["CMCR_RAW_ENDPOINT"] = f"http://127.0.0.1:{free_loopback_port()}"  # the raw-file host (GitHub)
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 os.environ["HF_HUB_ETAG_TIMEOUT"] = "5"
@@ -34,6 +36,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 pytest_plugins = [
     "tests.fixtures.hub",
     "tests.fixtures.media",
+    "tests.fixtures.official",
     "tests.fixtures.text_models",
     "tests.fixtures.ulip",
 ]

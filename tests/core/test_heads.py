@@ -7,7 +7,6 @@ projections are computed by hand from the raw tensors, so a wrong key, role or l
 from __future__ import annotations
 
 import pickle
-from pathlib import Path
 
 import pytest
 import torch
@@ -21,29 +20,12 @@ from cmcr.heads import (
     build_head,
     load_official,
 )
+from tests.fixtures.official import clapclip_state_dict, exmcr_state_dict, reference_file
 
-REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "cmcr-official"
 BN_EPS = 1e-5
 
 
 # --- hand-made official layouts and hand-computed forward passes ------------------------------
-
-
-def _linear_bn(prefix: str, dim_in: int, dim_out: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """`{prefix}.0` Linear and `{prefix}.1` BatchNorm1d with non-trivial running statistics."""
-    return {
-        f"{prefix}.0.weight": torch.randn(dim_out, dim_in, generator=gen) / dim_in**0.5,
-        f"{prefix}.0.bias": torch.randn(dim_out, generator=gen) * 0.1,
-        f"{prefix}.1.weight": 1 + 0.2 * torch.randn(dim_out, generator=gen),
-        f"{prefix}.1.bias": 0.1 * torch.randn(dim_out, generator=gen),
-        f"{prefix}.1.running_mean": 0.1 * torch.randn(dim_out, generator=gen),
-        f"{prefix}.1.running_var": 0.5 + torch.rand(dim_out, generator=gen),
-        f"{prefix}.1.num_batches_tracked": torch.tensor(1000),
-    }
-
-
-def _block(prefix: str, dim_in: int, hidden: int, dim_out: int, gen: torch.Generator) -> dict:
-    return {**_linear_bn(f"{prefix}.net1", dim_in, hidden, gen), **_linear_bn(f"{prefix}.net2", hidden, dim_out, gen)}
 
 
 def _apply_linear_bn(x: torch.Tensor, sd: dict, prefix: str) -> torch.Tensor:
@@ -58,21 +40,6 @@ def _apply_block(x: torch.Tensor, sd: dict, prefix: str) -> torch.Tensor:
 
 def _unit(n: int, dim: int, seed: int = 0) -> torch.Tensor:
     return F.normalize(torch.randn(n, dim, generator=torch.Generator().manual_seed(seed)), dim=1)
-
-
-def clapclip_state_dict(dim: int = 512, hidden: int = 1024) -> dict:
-    gen = torch.Generator().manual_seed(1)
-    return {**_block("Head_A", dim, hidden, dim, gen), **_block("Head_B", dim, hidden, dim, gen)}
-
-
-def exmcr_state_dict(dim: int = 512, hidden: int = 1024) -> dict:
-    gen = torch.Generator().manual_seed(2)
-    return {
-        "Head1.weight": torch.eye(dim) + 0.05 * torch.randn(dim, dim, generator=gen),
-        "Head1.bias": 0.01 * torch.randn(dim, generator=gen),
-        **_block("Head2.mlp1", dim, hidden, dim, gen),
-        **_block("Head2.mlp2", dim, hidden, dim, gen),
-    }
 
 
 def exmcr_by_hand(x: torch.Tensor, sd: dict) -> torch.Tensor:
@@ -144,9 +111,7 @@ def test_build_head_rejects_bad_specs(spec):
 
 
 def test_real_official_ulip_clip_file_projects_as_computed_by_hand():
-    path = REFERENCE / "ulip_clip.pt"
-    if not path.is_file():
-        pytest.skip(f"official reference file absent: {path}")
+    path = reference_file("ulip_clip.pt")
     raw = torch.load(path, map_location="cpu", weights_only=True)
     imported = load_official(path)
     assert imported.layout == "ULIPCLIP_Head"

@@ -15,9 +15,9 @@ import cmcr.space as space_module
 from cmcr.errors import CheckpointError, InputError
 from cmcr.heads import build_head
 from cmcr.space import UnifiedSpace
-from tests.core.test_heads import exmcr_by_hand, exmcr_state_dict
+from tests.core.test_heads import exmcr_by_hand
+from tests.fixtures.official import exmcr_state_dict, reference_file
 
-REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "cmcr-official"
 DIM_IN, HIDDEN, DIM = 12, 24, 8
 
 
@@ -261,9 +261,7 @@ def test_config_must_stay_strict_json():
 
 
 def test_real_official_ulip_clip_becomes_a_cmcr_space(tmp_path):
-    path = REFERENCE / "ulip_clip.pt"
-    if not path.is_file():
-        pytest.skip(f"official reference file absent: {path}")
+    path = reference_file("ulip_clip.pt")
     space = UnifiedSpace.from_official(path)
     assert space.method == "c-mcr" and space.encoders == ["clip", "ulip"] and space.dim == 512
     raw = torch.load(path, map_location="cpu", weights_only=True)

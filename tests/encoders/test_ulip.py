@@ -32,7 +32,7 @@ from tests.fixtures.ulip import (
     write_official_ulip_checkpoint,
 )
 
-REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "cmcr-official"
+OFFICIAL_SAMPLES = Path(__file__).resolve().parents[2] / "assets" / "official"
 TINY_ARCHITECTURE = {"point": TINY_POINT, "vision": TINY_VISION}
 
 
@@ -208,10 +208,7 @@ def test_full_profile_downloads_and_loads_the_pinned_file_end_to_end(ulip_hub_ch
 
 @pytest.mark.parametrize("name", ["BBQ", "toilet", "train"])
 def test_reference_clouds_embed_to_finite_unit_vectors(tiny: ULIPEncoder, name: str) -> None:
-    path = REFERENCE / f"{name}.npy"
-    if not path.exists():
-        pytest.skip(f"reference cloud {path} is absent (only in the team's shared checkout)")
-    xyz = np.load(path, allow_pickle=True).item()["xyz"].astype(np.float32)  # trusted local file
+    xyz = np.load(OFFICIAL_SAMPLES / f"{name}.npy").astype(np.float32)  # the official sample, a plain array
     xyz = xyz - xyz.mean(axis=0)
     xyz /= np.linalg.norm(xyz, axis=1).max()
     embedding = tiny.embed("points", [xyz])

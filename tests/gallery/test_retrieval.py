@@ -14,13 +14,13 @@ import pytest
 from cmcr.errors import InputError
 from cmcr.gallery import Gallery
 from cmcr.retrieval import MODELNET40, SpaceEmbedder, ZeroShotClassifier, query, zero_shot
+from tests.fixtures.official import reference_file
 from tests.ranking import assert_same_hits
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 ASSETS = REPO / "assets"
-OFFICIAL = REPO / ".." / "shared" / "reference" / "cmcr-official"
 TOKEN = "hf_gallery_test_token"
 QUERIES = {
     "text": "a dog barking",
@@ -112,11 +112,9 @@ def test_zero_shot_with_own_labels_and_prompt_averaging(tiny_embedder):
 
 
 def test_a_c_mcr_space_explains_which_modalities_it_cannot_place(tiny_embedder):
-    if not (OFFICIAL / "ulip_clip.pt").is_file():
-        pytest.skip(f"official reference files not found at {OFFICIAL}")
     from cmcr.space import UnifiedSpace
 
-    space = UnifiedSpace.from_official(OFFICIAL / "ulip_clip.pt")
+    space = UnifiedSpace.from_official(reference_file("ulip_clip.pt"))
     embedder = SpaceEmbedder(space, tiny_embedder.encoders)
     with pytest.raises(InputError, match="cannot place audio"):
         embedder.embed_inputs("audio", [QUERIES["audio"]])

@@ -1,17 +1,20 @@
-"""The official C-MCR example files decode (skipped where the reference folder is absent)."""
+"""The official C-MCR example files decode, and the copies shipped in assets/official/ are faithful
+(the comparisons skip where the team's reference folder is absent)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from cmcr import InputError
 from cmcr.media import decode_audio, load_image, load_points
 
-REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "cmcr-official"
-NAMES = ["BBQ", "toilet", "train"]
+from tests.fixtures.official import REFERENCE, SAMPLES
+
+NAMES = list(SAMPLES)
+ASSETS = Path(__file__).resolve().parents[2] / "assets" / "official"
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +50,22 @@ def test_reference_points_load_without_a_full_unpickler(reference, name):
     expected = raw - raw.mean(axis=0)
     expected /= np.max(np.linalg.norm(expected, axis=1))
     assert np.allclose(np.sort(cloud, axis=0), np.sort(expected, axis=0), atol=1e-4)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shipped_samples_are_the_official_ones(reference, name):
+    for suffix in ("jpeg", "wav"):
+        assert (ASSETS / f"{name}.{suffix}").read_bytes() == (reference / f"{name}.{suffix}").read_bytes()
+    shipped = np.load(ASSETS / f"{name}.npy")  # a plain array: no pickle allowed
+    np.testing.assert_array_equal(shipped, np.load(reference / f"{name}.npy", allow_pickle=True).item()["xyz"])
+    assert shipped.dtype == np.float16 and shipped.shape == (10000, 3)
+
+
+def test_shipped_samples_carry_their_credit():
+    notice = (ASSETS / "NOTICE.md").read_text()
+    assert "CC BY 4.0" in notice and "MCR-PEFT/C-MCR" in notice and "038dec166e6f7a1900b383040f9265c05cf8dcfd" in notice
+    manifest = json.loads((ASSETS / "manifest.json").read_text())
+    assert manifest["license"] == "CC-BY-4.0" and "C-MCR authors" in manifest["credit"]
+    files = {item["file"] for item in manifest["items"]}
+    assert files == {f"{name}.{suffix}" for name in NAMES for suffix in ("jpeg", "wav", "npy")}
+    assert all((ASSETS / file).is_file() for file in files)
