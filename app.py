@@ -11,13 +11,16 @@ import argparse
 import functools
 import html
 import logging
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import gradio as gr
 
+from cmcr.cli import run_reporting_errors
 from cmcr.errors import CMCRError, InputError
 from cmcr.gallery import EXTENSIONS
+from cmcr.pretrained import DEFAULT_SPACE, list_pretrained
 from cmcr.studio import (
     MAX_UPLOAD_SIZE,
     MODALITY_NAMES,
@@ -27,6 +30,7 @@ from cmcr.studio import (
     SessionGallery,
     Studio,
     StudioSettings,
+    on_hugging_face_space,
     unreadable_image_reason,
 )
 
@@ -225,12 +229,23 @@ def build_app(studio: Studio) -> gr.Blocks:
     return demo
 
 
+def unavailable_note(studio: Studio, source: str, target: str, api_name: str) -> bool:
+    """Say why the served spaces cannot answer this tab (C-MCR spaces connect one pair each)."""
+    reason = studio.unavailable(source, target)
+    if reason:
+        gr.Markdown(f"**This tab is not available with the weights served here.** {html.escape(reason)}",
+                    elem_id=f"{api_name}-unavailable")
+    return reason is None
+
+
 def fixed_pair_tab(studio: Studio, source: str, target: str, make_input: Callable, api_name: str) -> None:
     k = studio.default_k
+    available = unavailable_note(studio, source, target, api_name)
     with gr.Row():
         with gr.Column(scale=2):
             value = make_input(elem_id=f"{api_name}-input")
-            search = gr.Button(f"Find {MODALITY_NAMES[target].lower()}", variant="primary", elem_id=f"{api_name}-go")
+            search = gr.Button(f"Find {MODALITY_NAMES[target].lower()}", variant="primary", elem_id=f"{api_name}-go",
+                               interactive=available)
         with gr.Column(scale=3):
             view = ResultView([target], api_name)
 
@@ -244,7 +259,7 @@ def fixed_pair_tab(studio: Studio, source: str, target: str, make_input: Callabl
     if source == "text":
         value.submit(run, value, view.outputs, api_visibility="private")
     examples = studio.examples(source)
-    if examples:
+    if examples and available:
         gr.Examples(
             [[example] for example in examples], inputs=value, outputs=view.outputs, fn=run,
             run_on_click=True, cache_examples=False, api_visibility="private", label="Examples",
@@ -252,6 +267,7 @@ def fixed_pair_tab(studio: Studio, source: str, target: str, make_input: Callabl
 
 
 def points_to_text_tab(studio: Studio) -> None:
+    available = unavailable_note(studio, "points", "text", "classify_3d")
     with gr.Row():
         with gr.Column(scale=2):
             shape = points_input(elem_id="classify_3d-input")
@@ -259,7 +275,7 @@ def points_to_text_tab(studio: Studio) -> None:
                 label="Candidate labels (comma separated; empty: the 40 ModelNet classes)",
                 placeholder="chair, table, airplane, guitar",
             )
-            classify = gr.Button("Name this shape", variant="primary", elem_id="classify_3d-go")
+            classify = gr.Button("Name this shape", variant="primary", elem_id="classify_3d-go", interactive=available)
         with gr.Column(scale=3):
             preview = gr.Model3D(label="Your shape", height=300, interactive=False, elem_id="classify_3d-preview")
             label = gr.Label(label="Zero-shot labels", num_top_classes=5, elem_id="classify_3d-labels")
@@ -273,7 +289,7 @@ def points_to_text_tab(studio: Studio) -> None:
 
     classify.click(run, [shape, labels], [preview, label], api_name="classify_3d")
     examples = studio.examples("points")
-    if examples:
+    if examples and available:
         gr.Examples(
             [[example] for example in examples], inputs=shape, outputs=[preview, label],
             fn=functools.partial(run, candidates=""), run_on_click=True,
@@ -352,7 +368,9 @@ def _reporter(progress: gr.Progress) -> Callable[[float, str], None]:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     defaults = StudioSettings.from_env()
     parser = argparse.ArgumentParser(description="C-MCR Studio: cross-modal retrieval demo.")
-    parser.add_argument("--space", default=defaults.space_repo, help="Hub repo id or local folder of the trained space")
+    parser.add_argument("--space", default=defaults.space,
+                        help=f"the weights to serve: a pretrained name ({', '.join(list_pretrained())}), a Hub repo "
+                             f"id or a local folder; several, comma separated (default: {DEFAULT_SPACE})")
     parser.add_argument("--revision", default=defaults.revision, help="branch, tag or commit of --space")
     parser.add_argument("--profile", choices=["full", "tiny"], default=defaults.profile)
     parser.add_argument("--device", default=defaults.device, help="cpu, cuda, cuda:1 (default: best available)")
@@ -383,12 +401,40 @@ def serve(studio: Studio, host: str, port: int, concurrency: int = 2, block: boo
     return demo
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+ERROR_PAGE = """# C-MCR Studio is not available right now
+
+This Space could not load its trained weights, so it is not answering searches: it never serves
+random weights in their place, because their results would look real and mean nothing.
+The owner has been told in the Space's logs; the details are below."""
+
+
+def build_error_page(error: BaseException) -> gr.Blocks:
+    """What a Space shows when its weights cannot be loaded (docs/app.md says why not a banner)."""
+    with gr.Blocks(title="C-MCR Studio: unavailable") as page:
+        gr.Markdown(ERROR_PAGE, elem_id="error-page")
+        with gr.Accordion("Details for the Space's owner", open=False):
+            gr.Markdown(f"```\n{error}\n```\nFix the weights setting (`CMCR_SPACE_REPO`, `CMCR_SPACE_REVISION`) or "
+                        "the network access, then restart the Space.", elem_id="error-details")
+    return page
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve the app. A local start that cannot get explicitly named weights ends in one `error:`
+    line and exit code 2; on a Hugging Face Space it serves an error page instead."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = parse_args(argv)
-    settings = StudioSettings(space_repo=args.space, revision=args.revision, profile=args.profile, device=args.device)
-    serve(Studio.load(settings), args.host, args.port, args.concurrency, max_queue=args.max_queue)
+    settings = StudioSettings(space=args.space, revision=args.revision, profile=args.profile, device=args.device)
+    try:
+        studio = Studio.load(settings)
+    except CMCRError as error:
+        if not on_hugging_face_space():
+            raise
+        log.error("this Space cannot serve its weights: %s", error)
+        build_error_page(error).launch(server_name=args.host, server_port=args.port, show_error=True)
+        return 0
+    serve(studio, args.host, args.port, args.concurrency, max_queue=args.max_queue)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_reporting_errors(main))

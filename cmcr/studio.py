@@ -1,14 +1,20 @@
-"""What the app calls: load the space, the encoders and the default gallery once, answer requests.
+"""What the app calls: load the spaces, the encoders and the default gallery once, answer requests.
 
 The Gradio layer (app.py) only lays out widgets; every decision a test should be able to reach
-lives here: which weights to load and what to do when the Hub is out of reach, how a request is
-validated, embedded and searched, and how the answer is shaped for display (captions with rank
-and score, 3D views, a score table).
+lives here: which weights to load and what to do when they cannot be had, which served space
+answers a pair of modalities, how a request is validated, embedded and searched, and how the
+answer is shaped for display (captions with rank and score, 3D views, a score table).
 
-Offline behaviour: a `full` studio that cannot get its weights (Hub unreachable, nothing cached)
-starts in the `tiny` profile instead and says so in `notice`, which the app shows as a banner.
-The tiny profile has no trained space on the Hub, so it builds one locally with seeded random
-heads of the right sizes: the plumbing is real, the rankings mean nothing.
+Weights: with nothing named the app serves `official-ex-mcr`, the official Ex-MCR projectors
+(`cmcr.pretrained`). A name may stand for several spaces (`official-c-mcr`: one C-MCR space per
+connection); each request goes to the first served space that can place both of its modalities,
+and a pair that no served space connects is refused with the reason.
+
+When the weights cannot be had: on a local run, an unreachable Hub (or, with nothing named, any
+failure to get the default weights) falls back to the `tiny` profile and says so in `notice`,
+which the app shows as a banner; an explicitly named space that does not exist or is damaged is an
+error (the app exits with one line). On a Hugging Face Space every failure is an error, because
+random weights must never be served silently there (app.py shows an error page instead).
 """
 
 from __future__ import annotations
@@ -27,17 +33,18 @@ from typing import Any
 
 import numpy as np
 
-from cmcr.errors import HubUnavailableError, InputError
+from cmcr.errors import CheckpointError, HubUnavailableError, InputError
 from cmcr.media.points import FILE_SUFFIXES
+from cmcr.pretrained import DEFAULT_SPACE
 from cmcr.retrieval import query as search
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SPACE_REPO = "cmcr-studio/ex-mcr-unified"
 ENV_SPACE_REPO = "CMCR_SPACE_REPO"
 ENV_SPACE_REVISION = "CMCR_SPACE_REVISION"
 ENV_PROFILE = "CMCR_PROFILE"
 ENV_DEVICE = "CMCR_DEVICE"
+ENV_ON_SPACE = "SPACE_ID"  # set by Hugging Face on every Space
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
 
 MAX_UPLOAD_SIZE = "50mb"
@@ -46,6 +53,7 @@ MODALITY_NAMES = {"audio": "Audio", "image": "Image", "text": "Text", "points": 
 ENCODERS = ("clip", "clap", "ulip")
 POINT_FILE_TYPES = FILE_SUFFIXES  # every 3D suffix the parser reads, .txt clouds included
 TINY_SEED = 0
+TINY_SPACE_LABEL = "an untrained tiny space"
 MAX_LABELS = 100
 
 ProgressFn = Callable[[float, str], None]
@@ -55,11 +63,19 @@ def _log_progress(fraction: float, message: str) -> None:
     log.info("%3.0f%% %s", 100 * fraction, message)
 
 
+def on_hugging_face_space() -> bool:
+    return bool(os.environ.get(ENV_ON_SPACE))
+
+
 @dataclass(frozen=True)
 class StudioSettings:
-    """Where the weights come from; environment first so a Space is configured without code."""
+    """Where the weights come from; environment first so a Space is configured without code.
 
-    space_repo: str = DEFAULT_SPACE_REPO
+    `space` None means the default (`official-ex-mcr`); a named space is held to stricter rules
+    (a missing or damaged one is an error, not a fallback).
+    """
+
+    space: str | None = None
     revision: str | None = None
     profile: str = "full"
     device: str | None = None
@@ -67,11 +83,15 @@ class StudioSettings:
     @classmethod
     def from_env(cls) -> StudioSettings:
         return cls(
-            space_repo=os.environ.get(ENV_SPACE_REPO) or DEFAULT_SPACE_REPO,
+            space=os.environ.get(ENV_SPACE_REPO) or None,
             revision=os.environ.get(ENV_SPACE_REVISION) or None,
             profile=os.environ.get(ENV_PROFILE) or "full",
             device=os.environ.get(ENV_DEVICE) or None,
         )
+
+    @property
+    def space_name(self) -> str:
+        return self.space or DEFAULT_SPACE
 
 
 @dataclass(frozen=True)
@@ -155,33 +175,29 @@ class Results:
 class Loaded:
     """The models one studio serves with, and why (the notice explains a fallback)."""
 
-    space: Any
+    spaces: dict[str, Any]
     encoders: dict[str, Any]
     profile: str
     notice: str | None = None
-    space_label: str = "an untrained local space"
-
-    @functools.cached_property
-    def embedder(self):
-        """Decode → embed → project, shared by the default gallery and every request."""
-        from cmcr.retrieval import SpaceEmbedder
-
-        return SpaceEmbedder(self.space, self.encoders)
 
 
-def load_models(settings: StudioSettings, progress: ProgressFn = _log_progress) -> Loaded:
-    """The trained space and its encoders; the tiny profile when asked for or when offline."""
+def load_models(settings: StudioSettings, progress: ProgressFn = _log_progress, *,
+                on_space: bool | None = None) -> Loaded:
+    """The served spaces and their encoders; the tiny profile when asked for, or locally when the
+    weights cannot be had (see the module docstring for which failures are errors instead)."""
     if settings.profile not in ("full", "tiny"):
         raise InputError(f"Unknown profile {settings.profile!r}; use 'full' or 'tiny'.")
     if settings.profile == "tiny":
-        named = settings.space_repo if settings.space_repo != DEFAULT_SPACE_REPO else None
-        return _load_tiny(settings, progress, TINY_CHOSEN, space_repo=named)
+        return _load_tiny(settings, progress, TINY_CHOSEN, named=settings.space)
     try:
         return _load_full(settings, progress)
-    except HubUnavailableError as error:
+    except (HubUnavailableError, CheckpointError) as error:
+        strict = on_hugging_face_space() if on_space is None else on_space
+        if strict or (isinstance(error, CheckpointError) and settings.space is not None):
+            raise
         log.warning("falling back to the tiny profile: %s", error)
-        reason = TINY_OFFLINE.format(repo=settings.space_repo, reason=error)
-        return _load_tiny(settings, progress, reason)
+        reason = TINY_OFFLINE.format(name=settings.space_name, reason=error)
+        return _load_tiny(settings, progress, reason, named=None)
 
 
 TINY_CHOSEN = (
@@ -189,7 +205,7 @@ TINY_CHOSEN = (
     "space. Everything works end to end, but **the results carry no meaning**."
 )
 TINY_OFFLINE = (
-    "**Offline demo mode.** The trained space `{repo}` could not be loaded: {reason} "
+    "**Offline demo mode.** The weights `{name}` could not be loaded: {reason} "
     "The app is running the tiny profile instead (toy-sized encoders with random weights), so "
     "**the results carry no meaning**."
 )
@@ -197,21 +213,20 @@ TINY_OFFLINE = (
 
 def _load_full(settings: StudioSettings, progress: ProgressFn) -> Loaded:
     from cmcr.encoders import build_encoder
-    from cmcr.space import UnifiedSpace
+    from cmcr.space import load_spaces
 
-    progress(0.0, f"Downloading the trained space {settings.space_repo}")
-    space = UnifiedSpace.from_pretrained(settings.space_repo, revision=settings.revision)
+    progress(0.0, f"Getting the trained weights {settings.space_name}")
+    spaces = load_spaces(settings.space_name, settings.revision)
+    needed = [name for name in ENCODERS if any(name in space.encoders for space in spaces.values())]
     encoders = {}
-    for index, name in enumerate(ENCODERS):
-        progress((index + 1) / (len(ENCODERS) + 1), f"Loading the {name.upper()} encoder")
+    for index, name in enumerate(needed):
+        progress((index + 1) / (len(needed) + 1), f"Loading the {name.upper()} encoder")
         encoders[name] = build_encoder(name, "full", device=settings.device).load()
-    return Loaded(space=space, encoders=encoders, profile="full", space_label=_space_label(settings))
+    return Loaded(spaces=spaces, encoders=encoders, profile="full")
 
 
-def _load_tiny(
-    settings: StudioSettings, progress: ProgressFn, notice: str, space_repo: str | None = None
-) -> Loaded:
-    """Toy encoders with either a named tiny-profile space (the offline train → Hub → app loop:
+def _load_tiny(settings: StudioSettings, progress: ProgressFn, notice: str, named: str | None) -> Loaded:
+    """Toy encoders with either named tiny-profile spaces (the offline train → Hub → app loop:
     `scripts/train.py --profile tiny` makes one) or, by default, an untrained seeded one."""
     from cmcr.encoders import build_encoder
 
@@ -219,34 +234,30 @@ def _load_tiny(
     for index, name in enumerate(ENCODERS):
         progress(index / (len(ENCODERS) + 1), f"Building the tiny {name.upper()} encoder")
         encoders[name] = build_encoder(name, "tiny", device=settings.device).load()
-    if space_repo is None:
+    if named is None:
         progress(len(ENCODERS) / (len(ENCODERS) + 1), "Building an untrained tiny space")
-        return Loaded(space=tiny_space(encoders), encoders=encoders, profile="tiny", notice=notice)
-    progress(len(ENCODERS) / (len(ENCODERS) + 1), f"Loading the tiny-profile space {space_repo}")
-    space = load_tiny_profile_space(space_repo, settings.revision)
-    return Loaded(space=space, encoders=encoders, profile="tiny", notice=notice,
-                  space_label=_space_label(settings))
+        return Loaded(spaces={TINY_SPACE_LABEL: tiny_space(encoders)}, encoders=encoders, profile="tiny",
+                      notice=notice)
+    progress(len(ENCODERS) / (len(ENCODERS) + 1), f"Loading the tiny-profile space {named}")
+    return Loaded(spaces=load_tiny_profile_spaces(named, settings.revision), encoders=encoders, profile="tiny",
+                  notice=notice)
 
 
-def _space_label(settings: StudioSettings) -> str:
-    label = f"`{settings.space_repo}`"
-    return label + (f" @ `{settings.revision}`" if settings.revision else "")
-
-
-def load_tiny_profile_space(space_repo: str, revision: str | None = None):
-    """A trained space for the tiny encoders. A space trained on full-size encoder features has the
+def load_tiny_profile_spaces(name: str, revision: str | None = None) -> dict[str, Any]:
+    """Trained spaces for the tiny encoders. A space trained on full-size encoder features has the
     same widths (512) and would load silently while meaning nothing, so it is refused."""
-    from cmcr.space import UnifiedSpace
+    from cmcr.space import load_spaces
 
-    space = UnifiedSpace.from_pretrained(space_repo, revision=revision)
-    encoders = space.config.get("encoders", {})
-    full = sorted(name for name, facts in encoders.items() if facts.get("profile") == "full")
-    if full:
-        raise InputError(
-            f"The space {space_repo} was trained on full-size {', '.join(full)} features; the tiny "
-            "profile's toy encoders cannot use it. Start without --profile tiny to serve it."
-        )
-    return space
+    spaces = load_spaces(name, revision)
+    for label, space in spaces.items():
+        full = sorted(encoder for encoder, facts in space.config.get("encoders", {}).items()
+                      if facts.get("profile") == "full")
+        if full:
+            raise InputError(
+                f"The space {label} was trained on full-size {', '.join(full)} features; the tiny "
+                "profile's toy encoders cannot use it. Start without --profile tiny to serve it."
+            )
+    return spaces
 
 
 def tiny_space(encoders: dict[str, Any]):
@@ -266,25 +277,65 @@ def tiny_space(encoders: dict[str, Any]):
     return UnifiedSpace.build("ex-mcr", heads, base="clip", source="untrained tiny space (cmcr.studio)")
 
 
+@dataclass
+class ServedSpace:
+    """One space the app answers with: its embedder and the default gallery embedded in it."""
+
+    label: str
+    embedder: Any
+    gallery: Any
+
+    @property
+    def space(self) -> Any:
+        return self.embedder.space
+
+    def places(self, modality: str) -> bool:
+        return _places(self.embedder, modality)
+
+    def describe(self) -> str:
+        provenance = self.space.provenance
+        if provenance:
+            return (f"{provenance['title']} ({provenance['license'].replace('-', ' ')}, "
+                    f"credit: {provenance['credit']})")
+        return f"`{self.label}`" if self.label != TINY_SPACE_LABEL else self.label
+
+
 class SessionGallery:
-    """One visitor's own gallery: lives in a temporary folder, gone with the session."""
+    """One visitor's own gallery: lives in a temporary folder, gone with the session.
+
+    It holds one gallery per served space (an item joins every space that can place it), so each
+    search is answered in the space that connects its two modalities.
+    """
 
     MAX_ITEMS = 200
 
-    def __init__(self, gallery: Any, shapes: ShapeThumbnails):
-        self.gallery = gallery
+    def __init__(self, root: Path, galleries: dict[str, Any], shapes: ShapeThumbnails):
+        self.root = root
+        self.galleries = galleries
         self.shapes = shapes
 
+    @property
+    def items(self) -> list[Any]:
+        """Every distinct item (by content), in the order it was added."""
+        seen: dict[str, Any] = {}
+        for gallery in self.galleries.values():
+            for item in gallery.items:
+                seen.setdefault(item.sha256, item)
+        return list(seen.values())
+
     def __len__(self) -> int:
-        return len(self.gallery)
+        return len(self.items)
+
+    def holding(self, item: Any) -> Any:
+        return next(gallery for gallery in self.galleries.values() if item in gallery.items)
 
     def thumbnails(self) -> list[tuple[str, str]]:
-        return [(str(_display_image(self.gallery, item, self.shapes)), item.caption) for item in self.gallery.items]
+        return [(str(_display_image(self.holding(item), item, self.shapes)), item.caption) for item in self.items]
 
     def close(self) -> None:
         import shutil
 
-        shutil.rmtree(self.gallery.root, ignore_errors=True)
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 class ShapeThumbnails:
@@ -382,31 +433,39 @@ class Studio:
 
     default_k = DEFAULT_K
 
-    def __init__(self, loaded: Loaded, gallery: Any, settings: StudioSettings, workdir: Path,
+    def __init__(self, loaded: Loaded, served: list[ServedSpace], settings: StudioSettings, workdir: Path,
                  assets: Path = ASSETS_DIR):
         self.loaded = loaded
+        self.served = served
         self.settings = settings
-        self.embedder = loaded.embedder
-        self.gallery = gallery
         self.workdir = workdir
         self.assets = assets
         self.shapes = ShapeThumbnails(workdir / "shapes")
         self.shapes.folder.mkdir(parents=True, exist_ok=True)
-        self._default_classifiers: dict[str, Any] = {}
+        self._default_classifiers: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
         self._recent_shapes = RecentShapes()
 
     @classmethod
     def load(cls, settings: StudioSettings | None = None, progress: ProgressFn = _log_progress,
-             assets: Path = ASSETS_DIR) -> Studio:
-        """Load models once (falling back to the tiny profile offline) and embed the default gallery."""
+             assets: Path = ASSETS_DIR, *, on_space: bool | None = None) -> Studio:
+        """Load models once (falling back to the tiny profile where allowed) and embed the default
+        gallery in every served space."""
+        from cmcr.retrieval import SpaceEmbedder
+
         settings = settings or StudioSettings.from_env()
-        loaded = load_models(settings, _scaled(progress, 0.0, 0.7))
+        loaded = load_models(settings, _scaled(progress, 0.0, 0.7), on_space=on_space)
         workdir = Path(tempfile.mkdtemp(prefix="cmcr-studio-"))
-        embedder = loaded.embedder
-        gallery = build_default_gallery(assets, workdir / "gallery", embedder, _scaled(progress, 0.7, 1.0))
-        progress(1.0, f"Ready: {len(gallery)} gallery items, {loaded.profile} profile")
-        return cls(loaded, gallery, settings, workdir, assets)
+        served = []
+        for index, (label, space) in enumerate(loaded.spaces.items()):
+            embedder = SpaceEmbedder(space, {name: loaded.encoders[name] for name in space.encoders
+                                             if name in loaded.encoders})
+            share = _scaled(progress, 0.7 + 0.3 * index / len(loaded.spaces), 0.7 + 0.3 * (index + 1) / len(loaded.spaces))
+            gallery = build_default_gallery(assets, workdir / f"gallery-{index}", embedder, share)
+            served.append(ServedSpace(label, embedder, gallery))
+        studio = cls(loaded, served, settings, workdir, assets)
+        progress(1.0, f"Ready: {len(studio.default_items)} gallery items, {loaded.profile} profile")
+        return studio
 
     def close(self) -> None:
         """Remove the working folder (default gallery, previews, session galleries)."""
@@ -425,34 +484,68 @@ class Studio:
         return self.loaded.profile
 
     @property
+    def default_items(self) -> list[Any]:
+        """The default gallery's distinct items, whichever served spaces hold them."""
+        seen: dict[str, Any] = {}
+        for served in self.served:
+            for item in served.gallery.items:
+                seen.setdefault(item.sha256, item)
+        return list(seen.values())
+
+    @property
     def description(self) -> str:
-        source = self.loaded.space_label
-        counts = {m: sum(item.modality == m for item in self.gallery.items) for m in MODALITY_NAMES}
+        weights = " and ".join(served.describe() for served in self.served)
+        counts = {m: sum(item.modality == m for item in self.default_items) for m in MODALITY_NAMES}
         held = ", ".join(f"{n} {MODALITY_NAMES[m].lower()}" for m, n in counts.items() if n)
-        return f"Space: {source} · profile: {self.profile} · default gallery: {held or 'empty'}"
+        return f"Weights: {weights} · profile: {self.profile} · default gallery: {held or 'empty'}"
 
     @property
     def allowed_paths(self) -> list[str]:
         return [str(self.assets), str(self.workdir)]
 
     def examples(self, modality: str) -> list[str]:
-        """Example inputs from assets/: files for media, captions of the shapes for text."""
+        """Example inputs from assets/: the official samples first, then the generated gallery's
+        files; for text, the official sample texts and the captions of the shapes."""
         items = _manifest_items(self.assets)
         if modality == "text":
-            return [item["caption"] for item in items if item["modality"] == "points"][:8]
-        return [str(self.assets / item["file"]) for item in items if item["modality"] == modality][:8]
+            texts = [item["text"] for item in items if "text" in item and item["modality"] == "points"]
+            return list(dict.fromkeys(texts + [item["caption"] for item in items if item["modality"] == "points"
+                                               and "text" not in item]))[:8]
+        return [str(item["path"]) for item in items if item["modality"] == modality][:8]
+
+    def unavailable(self, source: str, target: str | None) -> str | None:
+        """Why no served space can answer `source` → `target` (None when one can)."""
+        try:
+            self.route(source, target)
+        except InputError as error:
+            return str(error)
+        return None
 
     # ---- requests ---------------------------------------------------------------------------
 
-    def embed(self, query: Query) -> np.ndarray:
-        """A (1, D) unit row in the space for a validated query."""
+    def route(self, source: str, target: str | None) -> ServedSpace:
+        """The first served space that places both modalities (`target` None: the source alone)."""
+        for served in self.served:
+            if served.places(source) and (target is None or served.places(target)):
+                return served
+        wanted = MODALITY_NAMES.get(source, source).lower() + ("" if target is None else
+                                                              f" and {MODALITY_NAMES.get(target, target).lower()}")
+        held = "; ".join(f"{served.label} places {', '.join(MODALITY_NAMES[m].lower() for m in MODALITY_NAMES if served.places(m))}"
+                         for served in self.served)
+        hint = (" Connecting audio with 3D needs a unified (Ex-MCR) space: start the app with "
+                f"--space {DEFAULT_SPACE}.") if {source, target} == {"audio", "points"} else ""
+        raise InputError(f"No space served here connects {wanted} ({held}).{hint}")
+
+    def embed(self, query: Query, target: str | None = None) -> np.ndarray:
+        """A (1, D) unit row, in the space that answers `query` → `target`, for a validated query."""
         query = query.validated()
-        return self.embedder.embed(query.modality, [self._decoded(query)])
+        return self.route(query.modality, target).embedder.embed(query.modality, [self._decoded(query)])
 
     def _decoded(self, query: Query) -> Any:
+        decoder = self.served[0].embedder
         if query.modality == "points":
-            return self._recent_shapes.get(query.value, lambda: self.embedder.decode("points", query.value))
-        return self.embedder.decode(query.modality, query.value)
+            return self._recent_shapes.get(query.value, lambda: decoder.decode("points", query.value))
+        return decoder.decode(query.modality, query.value)
 
     def answer(self, query: Query, target: str | None, *, k: int = DEFAULT_K, labels: str | Sequence[str] | None = None,
                gallery: SessionGallery | None = None, progress: ProgressFn = _log_progress) -> Results:
@@ -461,17 +554,51 @@ class Studio:
             raise InputError(f"Unknown target {target!r}; choose one of {', '.join(MODALITY_NAMES)}.")
         if not 1 <= int(k) <= 64:
             raise InputError(f"Ask for between 1 and 64 results, not {k}.")
-        progress(0.1, f"Embedding your {MODALITY_NAMES.get(query.modality, 'input').lower()}")
-        embedding = self.embed(query)
-        progress(0.7, "Naming it" if target == "text" else "Searching")
+        query = query.validated()
+        routes = self._routes(query.modality, target)
+        progress(0.1, f"Embedding your {MODALITY_NAMES[query.modality].lower()}")
+        decoded = self._decoded(query)
         if target == "text":
-            return Results(labels=self._classify(query.modality, embedding, labels))
-        searched = self.gallery if gallery is None else gallery.gallery
-        if len(searched) == 0:
+            served = routes[0][0]
+            progress(0.7, "Naming it")
+            embedding = served.embedder.embed(query.modality, [decoded])
+            return Results(labels=self._classify(served, query.modality, embedding, labels))
+        progress(0.7, "Searching")
+        searched_in = [(served, targets, served.gallery if gallery is None else gallery.galleries[served.label])
+                       for served, targets in routes]
+        if not any(len(searched) for _, _, searched in searched_in):
             raise InputError(EMPTY_GALLERY if gallery is not None else "The default gallery is empty "
                              "(assets/ holds nothing); upload your own items in the 'Your gallery' tab.")
-        hits = search(self.embedder, searched, query.modality, embeddings=embedding, k=int(k), target=target)[0]
-        return Results(hits=[self._hit(searched, hit) for hit in hits])
+        hits = []
+        for served, targets, searched in searched_in:
+            if not len(searched):
+                continue
+            embedding = served.embedder.embed(query.modality, [decoded])
+            held = {item.modality for item in searched.items}  # "any": skip what this gallery lacks
+            for modality in targets if target is not None else [m for m in targets if m is None or m in held]:
+                found = search(served.embedder, searched, query.modality, embeddings=embedding, k=int(k), target=modality)[0]
+                hits += [(hit, searched) for hit in found]
+        best = sorted(hits, key=lambda pair: -pair[0].score)[: int(k)]
+        return Results(hits=[self._hit(searched, hit, rank) for rank, (hit, searched) in enumerate(best, start=1)])
+
+    def _routes(self, source: str, target: str | None) -> list[tuple[ServedSpace, list[str | None]]]:
+        """Which served space searches which target modalities. One target: the space that connects
+        the pair. Any target: each modality from the first space that connects it (with one served
+        space, as for Ex-MCR, that is one search over everything)."""
+        if target is not None:
+            return [(self.route(source, target), [target])]
+        if len(self.served) == 1:
+            return [(self.route(source, None), [None])]
+        plan: dict[str, list[str | None]] = {}
+        for modality in ("image", "audio", "points"):
+            for served in self.served:
+                if served.places(source) and served.places(modality):
+                    plan.setdefault(served.label, []).append(modality)
+                    break
+        if not plan:
+            self.route(source, None)  # raises with the reason
+        by_label = {served.label: served for served in self.served}
+        return [(by_label[label], targets) for label, targets in plan.items()]
 
     def answer_own(self, query: Query, gallery: SessionGallery | None, *, k: int = DEFAULT_K,
                    progress: ProgressFn = _log_progress) -> Results:
@@ -496,7 +623,9 @@ class Studio:
         from cmcr.gallery import Gallery
 
         root = Path(tempfile.mkdtemp(prefix="session-", dir=self.workdir))
-        return SessionGallery(Gallery.create(root, self.embedder.space_id, self.loaded.space.dim), self.shapes)
+        galleries = {served.label: Gallery.create(root / str(index), served.embedder.space_id, served.space.dim)
+                     for index, served in enumerate(self.served)}
+        return SessionGallery(root, galleries, self.shapes)
 
     def add_to_session_gallery(self, gallery: SessionGallery, paths: Sequence[str],
                                progress: ProgressFn = _log_progress) -> str:
@@ -515,12 +644,21 @@ class Studio:
                 refused.append((path.name, "only images and 3D files can be added"))
             else:
                 sources.append(SourceFile(path, modality, caption_from_name(path)))
-        progress(0.2, f"Embedding {len(sources)} files")
-        report = ingest(gallery.gallery, sources, self.embedder, progress=_each(progress, len(sources), "Embedding"))
-        refused += [(Path(name).name, reason) for name, reason in report.failed]
-        return _summary(report.added, report.duplicates, refused, len(gallery))
+        before = len(gallery)
+        duplicates, failed = 0, {}
+        for index, served in enumerate(self.served):
+            placed = [source for source in sources if served.places(source.modality)]
+            share = _scaled(progress, 0.2 + 0.8 * index / len(self.served), 0.2 + 0.8 * (index + 1) / len(self.served))
+            share(0.0, f"Embedding {len(placed)} files")
+            report = ingest(gallery.galleries[served.label], placed, served.embedder,
+                            progress=_each(share, len(placed), "Embedding"))
+            duplicates = max(duplicates, report.duplicates)
+            failed.update({Path(name).name: reason for name, reason in report.failed})
+        refused += list(failed.items())
+        return _summary(len(gallery) - before, duplicates, refused, len(gallery))
 
-    def _classify(self, modality: str, embedding: np.ndarray, labels: str | Sequence[str] | None) -> dict[str, float]:
+    def _classify(self, served: ServedSpace, modality: str, embedding: np.ndarray,
+                  labels: str | Sequence[str] | None) -> dict[str, float]:
         """Label probabilities; the default label set's prompt embeddings are computed once."""
         from cmcr.retrieval import DEFAULT_LABELS, TEMPLATES, ZeroShotClassifier
 
@@ -530,20 +668,21 @@ class Studio:
         if len(candidates) > MAX_LABELS:
             raise InputError(f"Give at most {MAX_LABELS} labels (you gave {len(candidates)}).")
         if candidates:
-            classifier = ZeroShotClassifier(self.embedder, candidates, TEMPLATES[modality])
+            classifier = ZeroShotClassifier(served.embedder, candidates, TEMPLATES[modality])
         else:
+            key = (served.label, modality)
             with self._lock:
-                if modality not in self._default_classifiers:
-                    self._default_classifiers[modality] = ZeroShotClassifier(
-                        self.embedder, DEFAULT_LABELS[modality], TEMPLATES[modality])
-            classifier = self._default_classifiers[modality]
+                if key not in self._default_classifiers:
+                    self._default_classifiers[key] = ZeroShotClassifier(
+                        served.embedder, DEFAULT_LABELS[modality], TEMPLATES[modality])
+            classifier = self._default_classifiers[key]
         return dict(classifier.classify(embedding)[0])
 
-    def _hit(self, gallery: Any, hit: Any) -> Hit:
+    def _hit(self, gallery: Any, hit: Any, rank: int) -> Hit:
         item = hit.item
         preview = gallery.preview_path(item)
         return Hit(
-            rank=hit.rank, score=hit.score, modality=item.modality, caption=item.caption,
+            rank=rank, score=hit.score, modality=item.modality, caption=item.caption,
             file=preview if item.modality == "audio" else Path(item.source),
             preview=_display_image(gallery, item, self.shapes),
             view3d=preview if item.modality == "points" else None,
@@ -588,13 +727,14 @@ def _summary(added: int, duplicates: int, refused: list[tuple[str, str]], total:
 
 
 def build_default_gallery(assets: Path, folder: Path, embedder: Any, progress: ProgressFn = _log_progress):
-    """Embed every item of assets/ (the generated default gallery) with the active space."""
+    """Embed every item of assets/ that the embedder's space can place (the generated gallery and
+    the official samples)."""
     from cmcr.gallery import Gallery, ingest, scan_folder
 
     gallery = Gallery.create(folder, embedder.space_id, embedder.space.dim)
-    sources = scan_folder(assets) if assets.is_dir() else []
+    sources = [source for source in (scan_folder(assets) if assets.is_dir() else []) if _places(embedder, source.modality)]
     if not sources:
-        log.warning("no default gallery: %s holds no assets (run scripts/make_assets.py)", assets)
+        log.warning("no default gallery: %s holds no assets this space can place (run scripts/make_assets.py)", assets)
         return gallery
     progress(0.0, f"Embedding the default gallery ({len(sources)} items)")
     report = ingest(gallery, sources, embedder, progress=_each(progress, len(sources), "Embedding the default gallery"))
@@ -603,11 +743,21 @@ def build_default_gallery(assets: Path, folder: Path, embedder: Any, progress: P
     return gallery
 
 
+def _places(embedder: Any, modality: str) -> bool:
+    try:
+        embedder.encoder_for(modality)
+    except InputError:
+        return False
+    return True
+
+
 def _manifest_items(assets: Path) -> list[dict]:
-    manifest = assets / "manifest.json"
-    if not manifest.is_file():
-        return []
-    return json.loads(manifest.read_text())["items"]
+    """Items of every manifest under assets/ (the official samples' first), each with its `path`."""
+    manifests = sorted(assets.rglob("manifest.json"), key=lambda path: (path.parent == assets, str(path)))
+    items = []
+    for manifest in manifests:
+        items += [{**item, "path": manifest.parent / item["file"]} for item in json.loads(manifest.read_text())["items"]]
+    return items
 
 
 def _digest(data: bytes) -> str:

@@ -75,10 +75,14 @@ def read_npy(data: bytes, label: str, *, max_bytes: int) -> Any:
         version = np.lib.format.read_magic(stream)
         if version not in _HEADER_READERS:
             raise ValueError(f"format version {version} is not supported")
-        dtype = _HEADER_READERS[version](stream)[2]
+        shape, _, dtype = _HEADER_READERS[version](stream)
     except (ValueError, OSError, SyntaxError) as error:
         raise _damaged(label, error) from None
     if not dtype.hasobject:
+        claimed = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        held = len(data) - stream.tell()
+        if claimed > held:  # numpy would allocate the claimed size before reading a byte
+            raise _damaged(label, ValueError(f"the header claims {claimed:,} bytes of data, the file holds {held:,}"))
         stream.seek(0)
         try:
             return np.load(stream, allow_pickle=False)

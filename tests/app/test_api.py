@@ -65,7 +65,7 @@ def test_audio_to_image_returns_a_ranked_image_gallery(client, uploads, studio):
     view = unpack(client.predict(handle_file(str(uploads["audio"])), api_name="/audio_to_image"))
     assert len(view["gallery"]) == studio.default_k
     assert_ranked(view["gallery"])
-    image_captions = {item.caption for item in studio.gallery.items if item.modality == "image"}
+    image_captions = {item.caption for item in studio.default_items if item.modality == "image"}
     assert {c.split(" · ", 2)[2] for c in captions(view["gallery"])} <= image_captions
     assert view["shapes"] == [None] * SHAPES and view["sounds"] == [None] * SOUNDS
 

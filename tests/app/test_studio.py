@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cmcr.errors import InputError
-from cmcr.studio import DEFAULT_SPACE_REPO, Hit, Query, Results, StudioSettings
+from cmcr.studio import Hit, Query, Results, StudioSettings
 
 SOURCES = ("audio", "image", "text", "points")
 TARGETS = ("image", "audio", "points")
@@ -20,8 +20,9 @@ def query_for(source: str, uploads: dict[str, Path]) -> Query:
 
 def brute_force_scores(studio, query: Query, target: str) -> np.ndarray:
     """Every default-gallery score of `target` items, sorted best first (numpy, no FAISS)."""
-    rows = [i for i, item in enumerate(studio.gallery.items) if item.modality == target]
-    return np.sort(studio.gallery.embeddings()[rows] @ studio.embed(query)[0])[::-1]
+    gallery = studio.route(query.modality, target).gallery
+    rows = [i for i, item in enumerate(gallery.items) if item.modality == target]
+    return np.sort(gallery.embeddings()[rows] @ studio.embed(query, target)[0])[::-1]
 
 
 @pytest.mark.parametrize("source", SOURCES)
@@ -109,8 +110,9 @@ def test_a_3d_upload_is_decoded_once_for_its_answer_and_its_preview(studio, uplo
     upload = tmp_path / "upload.xyz"
     shutil.copy(uploads["points"], upload)
     decodes = []
-    real_decode = studio.embedder.decode
-    monkeypatch.setattr(studio.embedder, "decode",
+    embedder = studio.served[0].embedder
+    real_decode = embedder.decode
+    monkeypatch.setattr(embedder, "decode",
                         lambda modality, source, **kw: decodes.append(modality) or real_decode(modality, source, **kw))
     fresh = studio.embed(Query("points", str(upload)))
     studio.preview(Query("points", str(upload)))
@@ -135,9 +137,9 @@ def test_session_gallery_indexes_uploads_and_is_searched_alone(studio, uploads, 
     assert uploads["audio"].name in summary and uploads["corrupt_points"].name in summary
     assert len(gallery.thumbnails()) == 3
     results = studio.answer_own(Query("text", "a box"), gallery, k=10)
-    assert sorted(hit.caption for hit in results.hits) == sorted(item.caption for item in gallery.gallery.items)
+    assert sorted(hit.caption for hit in results.hits) == sorted(item.caption for item in gallery.items)
     gallery.close()
-    assert not Path(gallery.gallery.root).exists()
+    assert not gallery.root.exists()
 
 
 def test_empty_session_gallery_says_what_to_do(studio):
@@ -168,7 +170,7 @@ def test_settings_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("CMCR_PROFILE", "tiny")
     assert StudioSettings.from_env() == StudioSettings("someone/space", "v2", "tiny", None)
     monkeypatch.delenv("CMCR_SPACE_REPO")
-    assert StudioSettings.from_env().space_repo == DEFAULT_SPACE_REPO
+    assert StudioSettings.from_env().space is None and StudioSettings.from_env().space_name == "official-ex-mcr"
 
 
 def test_cli_flags_override_the_environment(monkeypatch):
@@ -193,7 +195,7 @@ def test_offline_full_profile_falls_back_to_tiny_and_says_why(offline_hub, monke
     steps = []
     settings = StudioSettings("someone/cmcr-space", None, "full", "cpu")
     studio = Studio.load(settings, lambda fraction, message: steps.append(message), assets=tmp_path)
-    assert studio.profile == "tiny" and studio.loaded.space.encoders == ["clip", "clap", "ulip"]
+    assert studio.profile == "tiny" and [space.encoders for space in studio.loaded.spaces.values()] == [["clip", "clap", "ulip"]]
     assert "someone/cmcr-space" in studio.notice and "could not be loaded" in studio.notice
     assert "carry no meaning" in studio.notice
     assert any("tiny CLAP" in step for step in steps)

@@ -243,17 +243,17 @@ def test_the_app_serves_a_tiny_space_pulled_from_the_hub(first_run, fake_hub, hu
     folder = first.spaces["unified"]
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     push_folder(folder, "user/cmcr-app-loop")
-    loaded = load_models(StudioSettings(space_repo="user/cmcr-app-loop", profile="tiny", device="cpu"))
-    assert loaded.profile == "tiny" and "user/cmcr-app-loop" in loaded.space_label
+    loaded = load_models(StudioSettings(space="user/cmcr-app-loop", profile="tiny", device="cpu"))
+    assert loaded.profile == "tiny" and list(loaded.spaces) == ["user/cmcr-app-loop"]
     rows = np.random.default_rng(1).standard_normal((3, 512)).astype(np.float32)
-    np.testing.assert_array_equal(loaded.space.project(encoder="clap", modality="audio", features=rows),
+    np.testing.assert_array_equal(loaded.spaces["user/cmcr-app-loop"].project(encoder="clap", modality="audio", features=rows),
                                   UnifiedSpace.from_pretrained(folder).project(encoder="clap", modality="audio",
                                                                                features=rows))
 
 
 def test_the_app_refuses_a_full_profile_space_with_tiny_encoders(first_run, tmp_path):
     from cmcr.errors import InputError
-    from cmcr.studio import load_tiny_profile_space
+    from cmcr.studio import load_tiny_profile_spaces
 
     _, first, _ = first_run
     space = UnifiedSpace.from_pretrained(first.spaces["unified"])
@@ -261,4 +261,4 @@ def test_the_app_refuses_a_full_profile_space_with_tiny_encoders(first_run, tmp_
     config["encoders"]["clap"]["profile"] = "full"
     UnifiedSpace(config, dict(space.heads)).save_pretrained(tmp_path / "full-space")
     with pytest.raises(InputError, match="full-size clap features"):
-        load_tiny_profile_space(str(tmp_path / "full-space"))
+        load_tiny_profile_spaces(str(tmp_path / "full-space"))

@@ -93,7 +93,7 @@ def test_the_app_starts_offline_in_the_tiny_profile_and_says_so(offline_hub, mon
     from cmcr.studio import StudioSettings, load_models
 
     monkeypatch.setattr(constants, "ENDPOINT", offline_hub)
-    loaded = load_models(StudioSettings(space_repo="rel/unreachable-space", profile="full", device="cpu"))
+    loaded = load_models(StudioSettings(space="rel/unreachable-space", profile="full", device="cpu"))
     assert loaded.profile == "tiny"
     assert "Offline demo mode" in loaded.notice and "rel/unreachable-space" in loaded.notice
     assert "carry no meaning" in loaded.notice
