@@ -18,29 +18,30 @@ TAGS = ("cmcr", "c-mcr", "ex-mcr", "cross-modal-retrieval", "multimodal", "clip"
         "audio", "image", "3d", "point-cloud")
 CREDITS = """\
 - **C-MCR**: Wang et al., *Connecting Multi-modal Contrastive Representations*, NeurIPS 2023.
-- **Ex-MCR**: Wang et al., *Extending Multi-modal Contrastive Representations*, 2023.
+- **Ex-MCR**: Zhang, Wang et al., *Extending Multi-modal Contrastive Representations*, NeurIPS 2024.
 - **CLIP**: Radford et al., 2021 (OpenAI), loaded with [open_clip](https://github.com/mlfoundations/open_clip).
 - **CLAP**: Wu et al., 2023 (LAION), [laion_clap](https://github.com/LAION-AI/CLAP).
-- **ULIP-2**: Xue et al., 2023 (Salesforce), PointBERT backbone.
-
-The trained heads here are released under Apache-2.0, the license of C-MCR Studio. The frozen
-encoders are not part of this repo: each keeps its own license; check it before use."""
+- **ULIP-2**: Xue et al., 2023 (Salesforce), PointBERT backbone."""
+OWN_HEADS = ("The trained heads here are released under Apache-2.0, the license of C-MCR Studio. The frozen "
+             "encoders are not part of this repo: each keeps its own license; check it before use.")
 
 
 def render_model_card(
     config: Mapping,
     *,
-    evaluation: Mapping[str, Mapping[str, Mapping[str, float]]],
-    curves: Mapping[str, str],
-    run_config: Mapping,
+    evaluation: Mapping[str, Mapping[str, Mapping[str, float]]] | None,
+    curves: Mapping[str, str] | None = None,
+    run_config: Mapping | None = None,
     notes: Sequence[str] = (),
     repo_id: str | None = None,
 ) -> str:
     """README.md text for a space whose config.json is `config`.
 
-    `evaluation`: connection → {row name → metrics}; `curves`: connection → PNG file name in
-    the folder; `run_config`: the resolved pipeline configuration; `notes`: what the reader must
-    know (missing modalities, fallbacks, tiny profile).
+    `evaluation`: connection → {row name → metrics} (None: not evaluated here, e.g. released
+    weights); `curves`: connection → PNG file name in the folder; `run_config`: the resolved
+    pipeline configuration; `notes`: what the reader must know (missing modalities, fallbacks,
+    tiny profile). A space with `provenance` (released weights, `cmcr.pretrained`) gets their
+    licence, credit and pinned source files instead of ours.
     """
     leaves, base = config.get("leaves", []), config.get("base")
     title = (f"Ex-MCR unified space: {', '.join(leaves)} → {base}" if config["method"] == "ex-mcr"
@@ -50,18 +51,21 @@ def render_model_card(
         f"# {title}",
         _summary(config),
         _notes(notes),
-        "## Evaluation\n\n" + _evaluation(evaluation),
-        "## Training curves\n\n" + "\n".join(f"![{name}]({file})" for name, file in curves.items()),
+        _provenance(config.get("provenance")),
+        "" if evaluation is None else "## Evaluation\n\n" + _evaluation(evaluation),
+        "## Training curves\n\n" + "\n".join(f"![{name}]({file})" for name, file in curves.items()) if curves else "",
         "## Frozen encoders\n\n" + _encoders(config),
         "## How to use\n\n" + _usage(config, repo_id),
-        "## Training configuration\n\n```yaml\n" + yaml.safe_dump(dict(run_config), sort_keys=False) + "```",
-        "## License and credits\n\n" + CREDITS,
+        "## Training configuration\n\n```yaml\n" + yaml.safe_dump(dict(run_config), sort_keys=False) + "```"
+        if run_config else "",
+        "## License and credits\n\n" + _license(config.get("provenance")) + "\n\n" + CREDITS,
     ]
     return "\n\n".join(section for section in sections if section) + "\n"
 
 
 def _front_matter(config: Mapping) -> str:
-    meta = {"library_name": "cmcr", "license": "apache-2.0",
+    provenance = config.get("provenance")
+    meta = {"library_name": "cmcr", "license": provenance["license"].lower() if provenance else "apache-2.0",
             "tags": [*TAGS, config["method"]] if config["method"] not in TAGS else list(TAGS)}
     return "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---"
 
@@ -74,6 +78,27 @@ def _summary(config: Mapping) -> str:
                 f"(Ex-MCR). Audio ↔ image ↔ 3D ↔ text retrieval works in the {config['dim']}-d base space.")
     return (f"Two projection heads that map {' and '.join(config['leaves'])} embeddings into one "
             f"{config['dim']}-d space (C-MCR), trained through their overlapping modality only.")
+
+
+def _provenance(provenance: Mapping | None) -> str:
+    if not provenance:
+        return ""
+    rows = "\n".join(f"| [{file['path']}]({file['url']}) | {file['repo']} | `{file['commit']}` | `{file['blob']}` |"
+                     for file in provenance["files"])
+    return (f"## Provenance\n\nThese are the weights of {provenance['title']} ([paper]({provenance['paper']})), "
+            f"by {provenance['credit']}, converted to this format without retraining: the official "
+            "state dicts were read with `torch.load(weights_only=True)` into heads with the official key layout "
+            "and saved as safetensors. Source files, pinned by git blob id:\n\n"
+            "| file | repository | commit | git blob id |\n|---|---|---|---|\n" + rows +
+            "\n\nCheck them against the official inference example with `python scripts/check_official.py`.")
+
+
+def _license(provenance: Mapping | None) -> str:
+    if not provenance:
+        return OWN_HEADS
+    return (f"The heads are by {provenance['credit']}, released under [{provenance['license'].replace('-', ' ')}]"
+            f"({provenance['license_url']}); redistributing them requires this attribution. The frozen encoders "
+            "are not part of this repo: each keeps its own license; check it before use.")
 
 
 def _notes(notes: Sequence[str]) -> str:

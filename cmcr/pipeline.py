@@ -23,10 +23,7 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import reprlib
-import shutil
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from cmcr import configfile
+from cmcr.atomic import replace_folder
 from cmcr.cli import run_reporting_errors
 from cmcr.errors import InputError
 from cmcr.features import CONNECTIONS, FeatureMemory, get_connection
@@ -470,9 +468,7 @@ def write_space_folder(folder: Path, trained: TrainedSpace, config: PipelineConf
     from cmcr.modelcard import render_model_card
     from cmcr.train import save_training_curve
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}"
-    try:
+    def build(staging: Path) -> None:
         trained.space.save_pretrained(staging)
         curves = {}
         for name, history in trained.histories.items():
@@ -485,14 +481,8 @@ def write_space_folder(folder: Path, trained: TrainedSpace, config: PipelineConf
         card = render_model_card(trained.space.config, evaluation=trained.evaluation, curves=curves,
                                  run_config=config.to_dict(), notes=notes, repo_id=config.hub.repo_id)
         (staging / "README.md").write_text(card)
-        if folder.exists():
-            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(folder, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(staging, folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
+
+    return replace_folder(folder, build)
 
 
 def push_space(folder: Path, hub: HubConfig) -> str:

@@ -19,7 +19,6 @@ random weights must never be served silently there (app.py shows an error page i
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os

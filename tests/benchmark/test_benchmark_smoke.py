@@ -22,6 +22,7 @@ from cmcr.encoders.fps import farthest_point_sample
 from cmcr.encoders.pointbert import PointBERT
 from cmcr.encoders.ulip import TINY_POINT
 from cmcr.errors import InputError
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,8 +121,6 @@ def test_train_rows_replace_the_plans_memory_sizes() -> None:
 
 def test_report_merges_split_runs_into_one_targets_table(tmp_path, capsys) -> None:
     """A GPU run is split over device slots; --report turns its JSON files into the docs tables."""
-    import importlib.util
-
     from cmcr.benchmark import write_json
 
     figure = Figure("train", "Ex-MCR, 1,000,000-row memories", "s", 45.0, "same run in fp32", 90.0, False,
@@ -132,9 +131,7 @@ def test_report_merges_split_runs_into_one_targets_table(tmp_path, capsys) -> No
                           "search": {"seconds": 1.0, "figures": [other.to_dict()]}}
     paths = [write_json(result, tmp_path / "gpu-train.json"), tmp_path / "broken.json"]
     paths[1].write_text('{"schema": 99}')
-    spec = importlib.util.spec_from_file_location("benchmark_script", ROOT / "scripts" / "benchmark.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("benchmark")
     assert script.main(["--report", str(paths[0])]) == 0
     printed = capsys.readouterr().out
     assert "### train" in printed and "### search" in printed

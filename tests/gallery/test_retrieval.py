@@ -3,7 +3,6 @@ encoders, real FAISS); the scores carry no meaning, the plumbing is what is chec
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -16,6 +15,7 @@ from cmcr.gallery import Gallery
 from cmcr.retrieval import MODELNET40, SpaceEmbedder, ZeroShotClassifier, query, zero_shot
 from tests.fixtures.official import reference_file
 from tests.ranking import assert_same_hits
+from tests.scripts import load_script
 
 pytestmark = pytest.mark.slow
 
@@ -123,11 +123,7 @@ def test_a_c_mcr_space_explains_which_modalities_it_cannot_place(tiny_embedder):
     assert sum(p for _, p in labels) == pytest.approx(1.0, abs=1e-5)
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+_script = load_script
 
 
 def test_build_gallery_script_builds_resumes_adds_removes_and_syncs_with_the_hub(

@@ -3,22 +3,14 @@ and a code a shell loop can branch on (2 unusable input, 3 Hub unreachable, 130 
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 
 from cmcr import HubUnavailableError, InputError
 from cmcr.cli import EXIT_ERROR, EXIT_HUB_UNAVAILABLE, EXIT_INTERRUPTED, EXIT_OK, run_reporting_errors
+from tests.scripts import load_script
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(f"script_{name}", SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+_script = load_script
 
 
 def _raise(error: BaseException):
