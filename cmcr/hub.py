@@ -39,7 +39,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import get_session
 
 from cmcr.errors import CheckpointError, HubUnavailableError, InputError
-from cmcr.pretrained import ENV_RAW_ENDPOINT, ReleaseFile, raw_endpoint
+from cmcr.models.registry import ENV_RAW_ENDPOINT, ReleaseFile, raw_endpoint
 
 logger = logging.getLogger(__name__)
 

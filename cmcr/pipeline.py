@@ -1,7 +1,7 @@
 """One command from raw data to weights on the Hub: what `python scripts/train.py` runs.
 
-    sources → features (cached, cmcr.extract) → both connections (cmcr.train) → held-out
-    evaluation (cmcr.evaluate) → space folder + model card (cmcr.modelcard) → Hub (cmcr.hub)
+    sources → features (cached, cmcr.data.extract) → both connections (cmcr.training.trainer) → held-out
+    evaluation (cmcr.evaluation.protocols) → space folder + model card (cmcr.publishing.card) → Hub (cmcr.hub)
 
 The run is described by one YAML/TOML file (configs/default.yaml, configs/tiny.yaml) plus
 `--set section.key=value` overrides. Everything it writes goes under `output`:
@@ -31,11 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from cmcr import configfile
+from cmcr import config as configfile
 from cmcr.atomic import replace_folder
 from cmcr.cli import run_reporting_errors
 from cmcr.errors import InputError
-from cmcr.features import CONNECTIONS, FeatureMemory, get_connection
+from cmcr.data.features import CONNECTIONS, FeatureMemory, get_connection
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 PROFILE_CONFIGS = {"full": "default.yaml", "tiny": "tiny.yaml"}  # used when no --config is given
@@ -49,7 +49,7 @@ FEATURES_DIR = "features"
 @dataclass
 class SourcesConfig:
     """Raw data. Paths in a config file are relative to that file; on the command line, to the
-    working directory. `corpus_size` sentences of cmcr.corpus are added to the text (0: none)."""
+    working directory. `corpus_size` sentences of cmcr.data.corpus are added to the text (0: none)."""
 
     text: list[str] = field(default_factory=list)
     text_column: str = "text"
@@ -61,7 +61,7 @@ class SourcesConfig:
 
 @dataclass
 class ExtractConfig:
-    """cmcr.extract.ExtractOptions without the profile (the run's own)."""
+    """cmcr.data.extract.ExtractOptions without the profile (the run's own)."""
 
     shard_size: int = 1024
     batch_size: int = 128
@@ -95,7 +95,7 @@ class PipelineConfig:
     connections: list[str] = field(default_factory=lambda: list(CONNECTIONS))
     sources: SourcesConfig = field(default_factory=SourcesConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
-    train: Any = None  # cmcr.train.TrainConfig (imported lazily: it pulls in torch)
+    train: Any = None  # cmcr.training.trainer.TrainConfig (imported lazily: it pulls in torch)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     hub: HubConfig = field(default_factory=HubConfig)
 
@@ -133,7 +133,7 @@ def _anchor(value: Any, folder: Path) -> Any:
 def apply_overrides(values: dict, overrides: list[str]) -> dict:
     """`section.key=value` (value parsed as YAML: `null`, `false`, `3e-4`, `[a, b]`); a bare
     TrainConfig field (`epochs=3`) means `train.epochs`, as in the `--features` mode."""
-    from cmcr.train import TrainConfig
+    from cmcr.training.trainer import TrainConfig
 
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {key: dict(value) if isinstance(value, dict) else value for key, value in values.items()}
@@ -154,7 +154,7 @@ def apply_overrides(values: dict, overrides: list[str]) -> dict:
 
 def build_config(values: Mapping) -> PipelineConfig:
     """A checked PipelineConfig from nested plain data; every unknown key is an InputError."""
-    from cmcr.train import METHODS, TrainConfig
+    from cmcr.training.trainer import METHODS, TrainConfig
 
     top = {f.name for f in dataclasses.fields(PipelineConfig)}
     unknown = sorted(set(values) - top, key=str)  # YAML keys may be numbers or null
@@ -214,7 +214,7 @@ def load_pipeline_config(path: str | Path | None, overrides: list[str] = ()) -> 
 
 
 def extract_options(config: PipelineConfig):
-    from cmcr.extract import ExtractOptions
+    from cmcr.data.extract import ExtractOptions
 
     return ExtractOptions(profile=config.profile, **dataclasses.asdict(config.extract))
 
@@ -268,7 +268,7 @@ def _split(rows: int, config: EvaluationConfig) -> tuple[np.ndarray, np.ndarray]
 
 def connection_memories(memory: FeatureMemory, plan: ConnectionPlan, train_rows: np.ndarray):
     """ConnectionMemories of the training rows; a fallback p/q is restricted to them too."""
-    from cmcr.train import ConnectionMemories
+    from cmcr.training.trainer import ConnectionMemories
 
     connection = get_connection(plan.name)
     arrays = {}
@@ -284,7 +284,7 @@ def connection_memories(memory: FeatureMemory, plan: ConnectionPlan, train_rows:
 
 def evaluate_connection(memory: FeatureMemory, plan: ConnectionPlan, space, held_out: np.ndarray) -> dict:
     """Held-out overlap retrieval (Y's view → X's view of the same items), both ways, + chance."""
-    from cmcr.evaluate import chance_metrics, retrieval_metrics
+    from cmcr.evaluation.protocols import chance_metrics, retrieval_metrics
 
     if not len(held_out):
         return {}
@@ -302,7 +302,7 @@ def evaluate_connection(memory: FeatureMemory, plan: ConnectionPlan, space, held
 def evaluate_named_pairs(memory: FeatureMemory, space) -> dict:
     """Cross-modal retrieval between items whose file names match (dog.wav ↔ dog.png ↔ dog.ply),
     for every pair of modalities the space projects. Training saw these items unpaired."""
-    from cmcr.evaluate import chance_metrics, retrieval_metrics
+    from cmcr.evaluation.protocols import chance_metrics, retrieval_metrics
 
     sets = [(m, e) for e in space.encoders for m in space.modalities(e)
             if m != "text" and memory.has(m, e)]
@@ -351,7 +351,7 @@ class PipelineResult:
 def run_pipeline(config: PipelineConfig, *, progress: bool = True,
                  log: Callable[[str], None] = print) -> PipelineResult:
     """Extract (or reuse) features, train, evaluate, write the space folder(s), push if asked."""
-    from cmcr.extract import Rank, extract
+    from cmcr.data.extract import Rank, extract
 
     features = Path(config.output) / FEATURES_DIR
     sources = collect(config.sources)
@@ -392,8 +392,8 @@ def train_and_publish(memory: FeatureMemory, config: PipelineConfig, *, progress
 
 
 def collect(sources: SourcesConfig):
-    from cmcr.corpus import default_corpus
-    from cmcr.extract import collect_sources
+    from cmcr.data.corpus import default_corpus
+    from cmcr.data.extract import collect_sources
 
     corpus = default_corpus(sources.corpus_size) if sources.corpus_size else None
     return collect_sources(text=sources.text, texts=corpus, images=sources.images, audio=sources.audio,
@@ -413,7 +413,7 @@ class TrainedSpace:
 def _train_and_evaluate(memory: FeatureMemory, plans: list[ConnectionPlan], config: PipelineConfig,
                         progress: bool) -> list[TrainedSpace]:
     """Train each connection on its training rows; assemble the space(s); evaluate them."""
-    from cmcr.train import build_spaces, train_connection
+    from cmcr.training.trainer import build_spaces, train_connection
 
     results, held = {}, {}
     for plan in plans:
@@ -444,7 +444,7 @@ def _train_and_evaluate(memory: FeatureMemory, plans: list[ConnectionPlan], conf
 def _encoder_provenance(memory: FeatureMemory) -> dict[str, dict]:
     """Weights, revision, commit and profile of each encoder: from the extraction record, or
     (a memory made elsewhere) the checkpoint its manifest names."""
-    from cmcr.extract import RECORD_NAME
+    from cmcr.data.extract import RECORD_NAME
 
     record = memory.root / RECORD_NAME
     if not record.is_file():
@@ -465,8 +465,8 @@ def _strict(values: Any) -> Any:
 def write_space_folder(folder: Path, trained: TrainedSpace, config: PipelineConfig, notes: list[str]) -> Path:
     """Save weights, config, curves, training.json and the model card, then swap the folder in
     whole: a crash mid-way never leaves a half-written space under the real name."""
-    from cmcr.modelcard import render_model_card
-    from cmcr.train import save_training_curve
+    from cmcr.publishing.card import render_model_card
+    from cmcr.training.trainer import save_training_curve
 
     def build(staging: Path) -> None:
         trained.space.save_pretrained(staging)

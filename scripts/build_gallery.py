@@ -21,9 +21,9 @@ from tqdm import tqdm
 
 from cmcr.cli import run_reporting_errors
 from cmcr.errors import InputError
-from cmcr.gallery import (Gallery, SourceFile, caption_from_name, ingest, modality_of, pull_gallery,
+from cmcr.retrieval.gallery import (Gallery, SourceFile, caption_from_name, ingest, modality_of, pull_gallery,
                           push_gallery, scan_folder, sha256_file)
-from cmcr.retrieval import load_embedder
+from cmcr.retrieval.search import load_embedder
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -20,12 +20,12 @@ import sys
 from pathlib import Path
 
 from cmcr.cli import run_reporting_errors
-from cmcr.encoders import build_encoder
+from cmcr.models.encoders import build_encoder
 from cmcr.errors import HubUnavailableError
-from cmcr.pretrained import PRETRAINED
-from cmcr.selfcheck import REFERENCE, compare, compare_preprocessing, encoder_features, read_samples, render, \
+from cmcr.models.registry import PRETRAINED
+from cmcr.evaluation.official import REFERENCE, compare, compare_preprocessing, encoder_features, read_samples, render, \
     similarity_matrices
-from cmcr.space import UnifiedSpace
+from cmcr.models.space import UnifiedSpace
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "official"
 EXIT_DIFFERS = 1

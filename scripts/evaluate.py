@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from cmcr.cli import run_reporting_errors
 from cmcr.errors import InputError
-from cmcr.evaluate import (chance_metrics, evaluate_folders, evaluate_memory, evaluate_synthetic,
+from cmcr.evaluation.protocols import (chance_metrics, evaluate_folders, evaluate_memory, evaluate_synthetic,
                            markdown_table, read_pairs, retrieval_metrics)
 
 
@@ -53,8 +53,8 @@ def memory_set(text: str | None, flag: str) -> tuple[str, str]:
 
 
 def synthetic_rows(args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    from cmcr.synthetic import WorldSpec
-    from cmcr.train import TrainConfig
+    from cmcr.evaluation.synthetic import WorldSpec
+    from cmcr.training.trainer import TrainConfig
 
     spec = WorldSpec(n_overlap=args.size, n_p=args.size, n_q=args.size, n_test=min(1000, args.size))
     return evaluate_synthetic(spec, TrainConfig(epochs=args.epochs, device=args.device))
@@ -73,7 +73,7 @@ def rows_for(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         query, target = memory_set(args.query, "--query"), memory_set(args.target, "--target")
         space = None
         if args.space:
-            from cmcr.space import UnifiedSpace
+            from cmcr.models.space import UnifiedSpace
 
             space = UnifiedSpace.from_pretrained(args.space)
         name = f"{'/'.join(query)} → {'/'.join(target)}"
@@ -81,7 +81,7 @@ def rows_for(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         return {name: evaluate_memory(args.memory, query, target, space, pairs)}
     if not args.target_folder:
         raise InputError("--query-folder needs --target-folder.")
-    from cmcr.retrieval import load_embedder
+    from cmcr.retrieval.search import load_embedder
 
     embedder = load_embedder(args.space, args.profile, args.device)
     metrics = evaluate_folders(embedder, args.query_folder, args.target_folder,

@@ -18,9 +18,9 @@ from pathlib import Path
 from cmcr.cli import run_reporting_errors
 from cmcr.errors import InputError
 from cmcr.hub import push_folder
-from cmcr.pretrained import GROUPS, list_pretrained
-from cmcr.publish import export_space
-from cmcr.space import UnifiedSpace
+from cmcr.models.registry import GROUPS, list_pretrained
+from cmcr.publishing.export import export_space
+from cmcr.models.space import UnifiedSpace
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

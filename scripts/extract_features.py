@@ -19,9 +19,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from cmcr.corpus import default_corpus
+from cmcr.data.corpus import default_corpus
 from cmcr.cli import run_reporting_errors
-from cmcr.extract import ExtractOptions, Rank, collect_sources, extract, finalise
+from cmcr.data.extract import ExtractOptions, Rank, collect_sources, extract, finalise
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

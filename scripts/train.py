@@ -27,8 +27,8 @@ from pathlib import Path
 from cmcr import pipeline
 from cmcr.cli import run_reporting_errors
 from cmcr.errors import InputError
-from cmcr.features import FeatureMemory
-from cmcr.train import METHODS, load_config, save_training_curve, train_space
+from cmcr.data.features import FeatureMemory
+from cmcr.training.trainer import METHODS, load_config, save_training_curve, train_space
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

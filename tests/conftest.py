@@ -37,6 +37,7 @@ pytest_plugins = [
     "tests.fixtures.hub",
     "tests.fixtures.media",
     "tests.fixtures.official",
+    "tests.fixtures.sources",
     "tests.fixtures.text_models",
     "tests.fixtures.ulip",
 ]

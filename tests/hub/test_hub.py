@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from cmcr import CheckpointError, HubUnavailableError, InputError
-from cmcr.hub import download_file, download_snapshot, download_space, is_offline, push_folder
+from cmcr.hub import (
+    download_file,
+    download_snapshot,
+    download_space,
+    is_offline,
+    push_folder,
+)
 
 TOKEN = "hf_cmcr_hub_secret_token"
 SPACE = {

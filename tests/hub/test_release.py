@@ -10,10 +10,10 @@ import pytest
 import torch
 
 import cmcr
-from cmcr import pretrained
 from cmcr.errors import CheckpointError, HubUnavailableError, InputError
 from cmcr.hub import download_release_file
-from cmcr.space import UnifiedSpace, load_spaces
+from cmcr.models import registry as pretrained
+from cmcr.models.space import UnifiedSpace, load_spaces
 from tests.fixtures.official import git_blob_id, reference_file
 
 ULIP_CLIP = pretrained.PRETRAINED["official-c-mcr-ulip-clip"].files[0]

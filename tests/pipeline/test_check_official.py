@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cmcr import selfcheck
+from cmcr.evaluation import official as selfcheck
 from tests.fixtures.official import write_official_release
 from tests.scripts import load_script
 

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from cmcr.features import FeatureMemory
-from cmcr.space import UnifiedSpace
+from cmcr.data.features import FeatureMemory
+from cmcr.models.space import UnifiedSpace
+from tests.paths import REPO
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO
 pytestmark = pytest.mark.slow
 
 

@@ -3,11 +3,18 @@ and a code a shell loop can branch on (2 unusable input, 3 Hub unreachable, 130 
 
 from __future__ import annotations
 
+import importlib
 
 import pytest
 
 from cmcr import HubUnavailableError, InputError
-from cmcr.cli import EXIT_ERROR, EXIT_HUB_UNAVAILABLE, EXIT_INTERRUPTED, EXIT_OK, run_reporting_errors
+from cmcr.cli import (
+    EXIT_ERROR,
+    EXIT_HUB_UNAVAILABLE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    run_reporting_errors,
+)
 from tests.scripts import load_script
 
 _script = load_script
@@ -41,12 +48,13 @@ def test_bugs_are_not_dressed_up_as_input_errors():
     ("extract_features", ["--text", "{tmp}/missing.txt", "--output", "{tmp}/f", "--profile", "tiny"], "missing.txt"),
     ("train", ["--features", "{tmp}/missing", "--output", "{tmp}/o"], "does not exist"),
     ("train", ["--push-folder", "{tmp}"], "--push-to-hub"),
-    ("benchmark", ["--sizes", "tiny", "--only", "train", "--train-rows", "10", "--out", "{tmp}/b.json"],
+    ("benchmarks.__main__", ["--sizes", "tiny", "--only", "train", "--train-rows", "10", "--out", "{tmp}/b.json"],
      "at least 1,000 rows"),
-    ("benchmark_synthetic", ["--world", "dim=wide"], "expected int"),
+    ("benchmarks.synthetic", ["--world", "dim=wide"], "expected int"),
 ])
 def test_every_script_reports_unusable_input_with_code_2(name, argv, message, tmp_path, capsys):
-    code = _script(name).main([arg.format(tmp=tmp_path) for arg in argv])
+    module = importlib.import_module(name) if "." in name else _script(name)  # benchmarks run with python -m
+    code = module.main([arg.format(tmp=tmp_path) for arg in argv])
     error = capsys.readouterr().err
     assert code == EXIT_ERROR, error
     last_line = error.strip().splitlines()[-1]  # progress bars may come first

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cmcr.space import UnifiedSpace
+from cmcr.models.space import UnifiedSpace
 from tests.fixtures.official import git_blob_id
 from tests.scripts import load_script
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import yaml
 
-from cmcr.features import FeatureMemory
+from cmcr.data.features import FeatureMemory
 from cmcr.hub import download_snapshot
+from cmcr.models.space import UnifiedSpace
 from cmcr.pipeline import build_parser, config_from_args, main, run_pipeline
-from cmcr.space import UnifiedSpace
 from tests.pipeline.conftest import QUICK
 
 TOKEN = "hf_cmcr_pipeline_token"
@@ -109,10 +109,10 @@ def test_second_run_reuses_features_and_pushes_to_the_hub(first_run, sources, fa
 
 
 def test_the_pulled_space_places_raw_files_as_the_training_features_did(first_run, sources):
-    """What the app does with the downloaded space (decode → embed → project, cmcr.retrieval)
+    """What the app does with the downloaded space (decode → embed → project, cmcr.retrieval.search)
     agrees with the features training used (stored as float16)."""
-    from cmcr.encoders import build_encoder
-    from cmcr.retrieval import SpaceEmbedder
+    from cmcr.models.encoders import build_encoder
+    from cmcr.retrieval.search import SpaceEmbedder
 
     _, result, _ = first_run
     space = UnifiedSpace.from_pretrained(result.spaces["unified"])
@@ -184,7 +184,9 @@ def test_text_only_trains_what_text_can_and_says_what_it_cannot(sources, tmp_pat
     ("- just\n- a list\n", [], "must hold a mapping"),
 ])
 def test_a_malformed_config_ends_with_a_message_and_a_non_zero_exit(tmp_path, capsys, content, flags, message):
-    from scripts.train import main as train_script  # without --features it runs the pipeline
+    from scripts.train import (
+        main as train_script,  # without --features it runs the pipeline
+    )
 
     config = tmp_path / "run.yaml"
     config.write_text(content)
@@ -196,7 +198,7 @@ def test_a_malformed_config_ends_with_a_message_and_a_non_zero_exit(tmp_path, ca
 
 def test_the_shipped_configs_parse_and_default_yaml_matches_the_code_defaults():
     from cmcr.pipeline import CONFIG_DIR, PipelineConfig, load_pipeline_config
-    from cmcr.train import TrainConfig
+    from cmcr.training.trainer import TrainConfig
 
     default = load_pipeline_config(CONFIG_DIR / "default.yaml")
     assert default.to_dict() == PipelineConfig(train=TrainConfig()).to_dict()
@@ -237,7 +239,7 @@ def test_c_mcr_writes_one_space_folder_per_connection(sources, tmp_path):
 def test_the_app_serves_a_tiny_space_pulled_from_the_hub(first_run, fake_hub, hub_cache, monkeypatch):
     """train → Hub → app, offline: the studio's tiny profile loads the space named with --space."""
     from cmcr.hub import push_folder
-    from cmcr.studio import StudioSettings, load_models
+    from studio.service import StudioSettings, load_models
 
     _, first, _ = first_run
     folder = first.spaces["unified"]
@@ -253,7 +255,7 @@ def test_the_app_serves_a_tiny_space_pulled_from_the_hub(first_run, fake_hub, hu
 
 def test_the_app_refuses_a_full_profile_space_with_tiny_encoders(first_run, tmp_path):
     from cmcr.errors import InputError
-    from cmcr.studio import load_tiny_profile_spaces
+    from studio.service import load_tiny_profile_spaces
 
     _, first, _ = first_run
     space = UnifiedSpace.from_pretrained(first.spaces["unified"])

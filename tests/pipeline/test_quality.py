@@ -1,7 +1,7 @@
 """The pipeline's training and evaluation wiring gives a space that works, on data with a truth.
 
 Tiny encoders have random weights, so the end-to-end runs can only show that files flow. Here the
-feature memory comes from the synthetic MCR world (cmcr.synthetic): audio and image items that
+feature memory comes from the synthetic MCR world (cmcr.evaluation.synthetic): audio and image items that
 share a latent are named alike (pair-7.wav, pair-7.png) but enter training unpaired, among
 unrelated items. If the pipeline misaligned rows, mixed up roles or leaked the wrong split,
 its own "matching file names" table would fall to chance.
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from cmcr.features import FeatureMemory
+from cmcr.data.features import FeatureMemory
+from cmcr.evaluation.synthetic import WorldSpec, make_world
 from cmcr.pipeline import build_config, train_and_publish
-from cmcr.synthetic import WorldSpec, make_world
 
 WORLD = WorldSpec(latent_dim=8, dim=32, hidden=32, n_concepts=16, n_overlap=1500, n_p=800, n_q=800,
                   n_test=100)

@@ -203,7 +203,7 @@ def xyz_with_non_finite(rows: int = 64) -> tuple[bytes, str | None]:
 # ---- named sets -------------------------------------------------------------------------------
 
 
-AUDIO, IMAGE, POINTS = "cmcr.media:load_audio", "cmcr.media:load_image", "cmcr.media:load_points"
+AUDIO, IMAGE, POINTS = "cmcr.data.media:load_audio", "cmcr.data.media:load_image", "cmcr.data.media:load_points"
 REFUSED = ("input_error",)
 
 # name -> (loader target, builder(real samples) -> (data, format hint), the outcomes that are right).
@@ -247,7 +247,13 @@ def real_samples() -> dict[str, bytes]:
     import tempfile
     from pathlib import Path
 
-    from tests.fixtures.media import make_audio_file, make_image_file, mesh_bytes, points_bytes, random_cloud
+    from tests.fixtures.media import (
+        make_audio_file,
+        make_image_file,
+        mesh_bytes,
+        points_bytes,
+        random_cloud,
+    )
 
     with tempfile.TemporaryDirectory() as folder:
         directory = Path(folder)
@@ -262,7 +268,7 @@ def real_samples() -> dict[str, bytes]:
 
 def warm_up() -> None:
     """Decode one file of every format, so every lazy import happens before the sandbox forks."""
-    from cmcr.media import load_audio, load_image, load_points
+    from cmcr.data.media import load_audio, load_image, load_points
 
     for fmt, data in real_samples().items():
         if fmt in ("wav", "flac", "ogg", "mp3"):

@@ -95,8 +95,8 @@ def real() -> dict[str, bytes]:
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Sandbox]:
-    box = Sandbox(warm=("tests.reliability.bombs:warm_up", "cmcr.features", "cmcr.train", "cmcr.pipeline",
-                        "cmcr.space", "safetensors.torch"))
+    box = Sandbox(warm=("tests.reliability.bombs:warm_up", "cmcr.data.features", "cmcr.training.trainer", "cmcr.pipeline",
+                        "cmcr.models.space", "safetensors.torch"))
     yield box
     box.close()
 
@@ -105,20 +105,20 @@ def sandbox() -> Iterator[Sandbox]:
 def studio():
     """A tiny-profile studio on the CPU with the default asset gallery (what a fresh Space serves
     offline)."""
-    from cmcr.studio import Studio, StudioSettings
+    from studio.service import Studio, StudioSettings
 
     return Studio.load(StudioSettings(profile="tiny", device="cpu"))
 
 
 @pytest.fixture(scope="module")
 def launched(studio):
-    """The real app, launched by `app.serve` on a free loopback port with its production queue
-    limit (`app.QUEUE_LIMIT`): (demo, url)."""
-    import app
+    """The real app, launched by `studio.ui.serve` on a free loopback port with its production queue
+    limit (`studio.ui.QUEUE_LIMIT`): (demo, url)."""
+    from studio import ui
     from tests.ports import free_loopback_port
 
     port = free_loopback_port()
-    demo = app.serve(studio, "127.0.0.1", port, block=False, max_queue=app.QUEUE_LIMIT)
+    demo = ui.serve(studio, "127.0.0.1", port, block=False, max_queue=ui.QUEUE_LIMIT)
     try:
         yield demo, f"http://127.0.0.1:{port}/"
     finally:

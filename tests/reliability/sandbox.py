@@ -29,10 +29,10 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
 DEFAULT_MEMORY_MB = 768
 DEFAULT_SECONDS = 20.0
 SINGLE_THREADED = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
@@ -182,7 +182,7 @@ def _run_one(request: dict) -> dict:
 def _warm(targets: list[str]) -> None:
     """Import (and call, for `module:function` targets) what the cases will use, so that no
     child pays for, or is capped during, a lazy import."""
-    for target in ("numpy", "cmcr.media", "PIL.Image", "soundfile", "trimesh", "scipy.signal", "yaml",
+    for target in ("numpy", "cmcr.data.media", "PIL.Image", "soundfile", "trimesh", "scipy.signal", "yaml",
                    "tomllib", *targets):
         if ":" in target:
             _resolve(target)()

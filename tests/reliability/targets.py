@@ -16,7 +16,7 @@ import numpy as np
 
 def points_are_sane(data: bytes, fmt: str | None, num_points: int = 256) -> None:
     """load_points gives exactly `num_points` finite rows inside the unit sphere, or InputError."""
-    from cmcr.media import load_points
+    from cmcr.data.media import load_points
 
     cloud = load_points(data, num_points=num_points, format=fmt)
     assert cloud.shape == (num_points, 3) and cloud.dtype == np.float32, cloud.shape
@@ -28,7 +28,7 @@ def points_are_sane(data: bytes, fmt: str | None, num_points: int = 256) -> None
 
 def array_is_normalised(data: bytes, num_points: int = 128) -> None:
     """normalise_points on an in-memory array (a .npy's content): the same guarantees."""
-    from cmcr.media import normalise_points
+    from cmcr.data.media import normalise_points
 
     array = np.load(io.BytesIO(data), allow_pickle=False)
     cloud = normalise_points(array, num_points=num_points)
@@ -37,7 +37,7 @@ def array_is_normalised(data: bytes, num_points: int = 128) -> None:
 
 
 def audio_is_sane(data: bytes) -> None:
-    from cmcr.media import decode_audio
+    from cmcr.data.media import decode_audio
 
     clip = decode_audio(data, max_seconds=2.0)
     assert clip.samples.dtype == np.float32 and clip.samples.ndim == 1
@@ -46,7 +46,7 @@ def audio_is_sane(data: bytes) -> None:
 
 
 def image_is_sane(data: bytes) -> None:
-    from cmcr.media import load_image
+    from cmcr.data.media import load_image
 
     image = load_image(data)
     assert image.mode == "RGB" and image.width >= 1 and image.height >= 1
@@ -62,8 +62,8 @@ def _write_tree(folder: Path, named: tuple) -> None:
 def open_memory(*named: object) -> None:
     """A feature memory made of the given (relative name, bytes) pairs: validate, then read every
     listed array and items file; only InputError may come out."""
+    from cmcr.data.features import FeatureMemory
     from cmcr.errors import InputError
-    from cmcr.features import FeatureMemory
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
@@ -83,7 +83,7 @@ def open_memory(*named: object) -> None:
 
 
 def parse_train_config(text: bytes, suffix: str) -> None:
-    from cmcr.train import load_config
+    from cmcr.training.trainer import load_config
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"config{suffix}"
@@ -102,7 +102,7 @@ def parse_pipeline_config(text: bytes, suffix: str) -> None:
 
 def load_space(config: bytes, weights: bytes) -> None:
     """A space folder from a Hub repo: config.json + model.safetensors; CheckpointError or a space."""
-    from cmcr.space import UnifiedSpace
+    from cmcr.models.space import UnifiedSpace
 
     with tempfile.TemporaryDirectory() as folder:
         _write_tree(Path(folder), ("config.json", config, "model.safetensors", weights))

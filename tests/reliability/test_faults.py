@@ -22,10 +22,10 @@ import pytest
 import torch
 
 from cmcr.errors import HubUnavailableError, InputError
-from cmcr.synthetic import WorldSpec, make_world
-from cmcr.train import TrainConfig, train_connection
+from cmcr.evaluation.synthetic import WorldSpec, make_world
+from cmcr.training.trainer import TrainConfig, train_connection
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 WORLD = WorldSpec(latent_dim=8, dim=32, hidden=32, n_concepts=16, noise_weight=0.25,
                   n_overlap=600, n_p=600, n_q=600, n_test=50)
 CONFIG = TrainConfig(hidden=32, epochs=6, batch_size=64, lr=3e-3, temperature=0.05, val_fraction=0.1,
@@ -33,8 +33,10 @@ CONFIG = TrainConfig(hidden=32, epochs=6, batch_size=64, lr=3e-3, temperature=0.
 TRAINER = f"""
 import sys, time, torch
 torch.set_num_threads(1)
-from cmcr.synthetic import WorldSpec, make_world
-from cmcr.train import TrainConfig, train_connection
+from cmcr.evaluation.synthetic import WorldSpec, make_world
+from cmcr.training.trainer import TrainConfig, train_connection
+from tests.paths import REPO
+from tests.paths import REPO
 world = make_world(WorldSpec(**{dataclasses.asdict(WORLD)!r}))[0]
 config = TrainConfig(**{dataclasses.asdict(CONFIG)!r})
 def report(epoch, history):
@@ -90,7 +92,7 @@ def test_a_damaged_training_checkpoint_is_refused_with_a_message(tmp_path, damag
 def test_the_app_starts_offline_in_the_tiny_profile_and_says_so(offline_hub, monkeypatch):
     from huggingface_hub import constants
 
-    from cmcr.studio import StudioSettings, load_models
+    from studio.service import StudioSettings, load_models
 
     monkeypatch.setattr(constants, "ENDPOINT", offline_hub)
     loaded = load_models(StudioSettings(space="rel/unreachable-space", profile="full", device="cpu"))
@@ -102,9 +104,9 @@ def test_the_app_starts_offline_in_the_tiny_profile_and_says_so(offline_hub, mon
 def test_a_space_through_a_flaky_hub_loads_identical(fake_hub, tmp_path, offline_hub, monkeypatch):
     from huggingface_hub import constants
 
-    from cmcr.studio import tiny_space
-    from cmcr.encoders import build_encoder
-    from cmcr.space import UnifiedSpace
+    from cmcr.models.encoders import build_encoder
+    from cmcr.models.space import UnifiedSpace
+    from studio.service import tiny_space
 
     encoders = {name: build_encoder(name, "tiny", device="cpu") for name in ("clip", "clap", "ulip")}
     space = tiny_space(encoders)

@@ -19,13 +19,9 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.paths import REPO
 from tests.reliability import bombs
 from tests.reliability.conftest import fuzz_settings, run_contained
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-
 
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False),
                     st.text(max_size=12))
@@ -90,7 +86,7 @@ def test_feature_memories(sandbox, record, manifest, arrays, items):
 
 
 def _train_fields() -> list[str]:
-    from cmcr.train import TrainConfig
+    from cmcr.training.trainer import TrainConfig
 
     return [f.name for f in dataclasses.fields(TrainConfig)]
 

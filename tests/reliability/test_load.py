@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 
-from app import QUEUE_LIMIT
+from studio.ui import QUEUE_LIMIT
 
 USERS = int(os.environ.get("CMCR_LOAD_USERS") or 6)
 REQUESTS_PER_USER = int(os.environ.get("CMCR_LOAD_REQUESTS") or 3)

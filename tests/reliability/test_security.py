@@ -25,9 +25,9 @@ import numpy as np
 import pytest
 
 from cmcr import InputError
-from cmcr.media import load_points
+from cmcr.data.media import load_points
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 TOKEN = "hf_reliability_secret_token_4f7c2"
 
 
@@ -98,7 +98,7 @@ def test_pickled_upload_through_the_app_and_the_session_gallery(launched, studio
 
 # ---- deserialisers in the source tree ----------------------------------------------------------
 
-FULL_UNPICKLING_ALLOWED = {("cmcr/encoders/ulip.py", "read_official_checkpoint")}
+FULL_UNPICKLING_ALLOWED = {("cmcr/models/encoders/ulip.py", "read_official_checkpoint")}
 
 
 def _source_files() -> list[Path]:
@@ -162,7 +162,7 @@ def test_every_deserialiser_call_in_the_tree_is_safe():
     assert full_unpickling == FULL_UNPICKLING_ALLOWED
 
 
-RESTRICTED_UNPICKLERS = {("cmcr/media/safe_npy.py", "_ArraysOnly")}
+RESTRICTED_UNPICKLERS = {("cmcr/data/media/safe_npy.py", "_ArraysOnly")}
 
 
 def test_the_only_unpickler_subclass_is_the_allow_listed_reader():
@@ -183,12 +183,12 @@ def test_the_only_unpickler_subclass_is_the_allow_listed_reader():
 def test_full_unpickling_is_reachable_only_for_the_pinned_release():
     """Only the ULIP encoder calls read_official_checkpoint, and it passes pinned_release=True only
     when repo, file and revision are the pinned constants."""
-    from cmcr.encoders import ulip
+    from cmcr.models.encoders import ulip
 
     callers = [(path.relative_to(REPO).as_posix(), function)
                for path in _source_files() if "tests" not in path.relative_to(REPO).parts
                for callee, call, function in _calls(path) if callee.endswith("read_official_checkpoint")]
-    assert callers == [("cmcr/encoders/ulip.py", "_pretrained_model")]
+    assert callers == [("cmcr/models/encoders/ulip.py", "_pretrained_model")]
     source = ast.unparse(ast.parse(Path(ulip.__file__).read_text()))
     assert "== (ULIP_REPO_ID, ULIP_CHECKPOINT_FILE, ULIP_CHECKPOINT_REVISION)" in source
 
@@ -222,7 +222,7 @@ def test_upload_names_cannot_leave_the_upload_folder(launched, studio, name):
 
 
 def test_gallery_files_are_named_by_content_not_by_what_the_item_claims(tmp_path):
-    from cmcr.gallery import Gallery, NewItem
+    from cmcr.retrieval.gallery import Gallery, NewItem
 
     root = tmp_path / "gallery"
     gallery = Gallery.create(root, "space-x", 4)

@@ -1,0 +1,177 @@
+"""Benchmark C-MCR and Ex-MCR on the synthetic MCR world (DESIGN §4); prints one markdown table.
+
+    python -m benchmarks.synthetic [--set KEY=VALUE ...] [--world KEY=VALUE ...]
+    python -m benchmarks.synthetic --scale 100000      # memory/time at N rows per memory
+
+Rows: both methods, C-MCR ablations, a least-squares text bridge, chance, and an oracle
+trained on true (p, q) pairs. Training sees only unpaired memories; test pairs share latents.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from cmcr.cli import run_reporting_errors
+from cmcr.errors import InputError
+from cmcr.evaluation.protocols import chance_metrics, markdown_table
+from cmcr.evaluation.synthetic import (SyntheticWorld, WorldSpec, connect_test_pairs, pair_recalls,
+                            text_bridge)
+from cmcr.training.trainer import ConnectionMemories, TrainConfig, load_config, train_connection
+
+ABLATIONS = {
+    "C-MCR, no semantic consistency (overlap pairs only)": {"semantic_consistency": False},
+    "C-MCR, no semantic completion (σ²=0)": {"noise_variance": 0.0},
+    "C-MCR, no intra-MCR alignment (λ=0)": {"intra_weight": 0.0},
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="TrainConfig override")
+    parser.add_argument("--world", action="append", default=[], metavar="KEY=VALUE",
+                        help="WorldSpec override, e.g. n_overlap=5000")
+    parser.add_argument("--methods", default="c-mcr,ex-mcr,ablations,baselines",
+                        help="comma-separated subset of: c-mcr, ex-mcr, ablations, baselines")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--scale", type=int, default=None, metavar="N",
+                        help="instead: train C-MCR on N-row float16 memmaps of p and q, "
+                             "report time and peak RSS")
+    parser.add_argument("--scale-dir", type=Path, default=None,
+                        help="keep the --scale memmaps here; files already there are reused, so "
+                             "a second run measures training alone")
+    parser.add_argument("--scale-overlap", type=int, default=2000, metavar="N_O",
+                        help="overlap rows in --scale mode (aggregation costs N_O x N)")
+    return parser.parse_args(argv)
+
+
+def world_spec(overrides: list[str]) -> WorldSpec:
+    defaults = dataclasses.asdict(WorldSpec())
+    values = {}
+    for override in overrides:
+        key, _, text = override.partition("=")
+        if key not in defaults:
+            raise InputError(f"unknown world option {key!r}; known: {sorted(defaults)}")
+        try:
+            values[key] = type(defaults[key])(text)
+        except ValueError:
+            raise InputError(f"world option {key}={text!r}: expected {type(defaults[key]).__name__}") from None
+    return WorldSpec(**values)
+
+
+def accuracy_table(spec: WorldSpec, config: TrainConfig, methods: set[str]) -> str:
+    world = SyntheticWorld(spec)
+    mem = world.memories()
+    test_p, test_q = world.test_pairs()
+    runs = {}
+    if "c-mcr" in methods:
+        runs["C-MCR"] = ("c-mcr", mem, config)
+    if "ex-mcr" in methods:
+        runs["Ex-MCR"] = ("ex-mcr", mem, config)
+    if "ablations" in methods:
+        runs.update({name: ("c-mcr", mem, dataclasses.replace(config, **change))
+                     for name, change in ABLATIONS.items()})
+    rows = {}
+    if "baselines" in methods:
+        oracle_p, oracle_q = world.pairs(spec.n_overlap, seed_offset=3)
+        oracle = ConnectionMemories(o_x=oracle_p, o_y=oracle_q, p=mem.p, q=mem.q, x="x", y="y")
+        runs["oracle: C-MCR projectors on true (p, q) pairs"] = (
+            "c-mcr", oracle, dataclasses.replace(config, semantic_consistency=False))
+        bridge = text_bridge(mem.o_y, mem.o_x)
+        rows["text bridge (least squares on overlap)"] = pair_recalls(test_p, test_q @ bridge)
+    for name, (method, memories, run_config) in tqdm(runs.items(), desc="benchmark"):
+        started = time.perf_counter()
+        result = train_connection(memories, run_config, method, progress=False)
+        rows[name] = pair_recalls(*connect_test_pairs(result.heads, method, "x", "y",
+                                                      test_p, test_q))
+        tqdm.write(f"{name}: {rows[name]} ({time.perf_counter() - started:.0f} s, "
+                   f"best epoch {result.metrics['best_epoch']})")
+    chance = chance_metrics(len(test_p), ks=(1, 5))
+    rows["chance"] = {f"{way} R@{k}": chance[f"R@{k}"] for way in ("q→p", "p→q") for k in (1, 5)}
+    return markdown_table(rows, title=f"method (test pairs: {len(test_p)})")
+
+
+def scale_report(rows: int, overlap: int, spec: WorldSpec, config: TrainConfig,
+                 folder: Path | None) -> str:
+    """Train once on float16 memmaps with N-row p and q memories. Aggregation streams, so RSS
+    stays near the overlap tensors plus one score block; a dense N_O×N float32 score matrix
+    would need 4·N_O·N bytes."""
+    spec = dataclasses.replace(spec, n_overlap=overlap, n_p=rows, n_q=rows)
+    with tempfile.TemporaryDirectory(prefix="cmcr-scale-") as scratch:
+        started = time.perf_counter()
+        mem = _memmapped_world(SyntheticWorld(spec), folder or Path(scratch))
+        written = time.perf_counter() - started
+        rss_before = _peak_rss_gib()
+        result = train_connection(mem, config, "c-mcr")
+    dense_gib = 4 * overlap * rows / 2**30
+    return (f"| {overlap:,} | {rows:,} | {spec.dim} | {written:.0f} s | {result.metrics['pseudo_seconds']:.0f} s "
+            f"| {result.metrics['seconds'] - result.metrics['pseudo_seconds']:.0f} s "
+            f"({result.metrics['epochs_run']} epochs) | {rss_before:.2f} GiB | "
+            f"{_peak_rss_gib():.2f} GiB | {dense_gib:,.0f} GiB |")
+
+
+def _memmapped_world(world: SyntheticWorld, folder: Path) -> ConnectionMemories:
+    """Render the world's memories chunk by chunk straight into float16 .npy memmaps (or
+    reuse the files of an earlier run with the same sizes)."""
+    spec = world.spec
+    sizes = {"o_x": spec.n_overlap, "o_y": spec.n_overlap, "p": spec.n_p, "q": spec.n_q}
+    folder.mkdir(parents=True, exist_ok=True)
+    existing = {role: np.load(folder / f"{role}.npy", mmap_mode="r")
+                for role in sizes if (folder / f"{role}.npy").is_file()}
+    if all(role in existing and existing[role].shape == (rows, spec.dim)
+           for role, rows in sizes.items()):
+        return ConnectionMemories(**existing, x="x", y="y")
+    rng = np.random.default_rng([spec.seed, 1])
+    arrays = {role: np.lib.format.open_memmap(folder / f"{role}.npy", mode="w+", dtype=np.float16,
+                                              shape=(rows, spec.dim))
+              for role, rows in sizes.items()}
+    for start in tqdm(range(0, max(sizes.values()), 65536), desc="writing memmaps"):
+        stop = {role: min(start + 65536, rows) for role, rows in sizes.items()}
+        overlap = world.latents(max(0, stop["o_x"] - start), rng)
+        arrays["o_x"][start:stop["o_x"]] = world.x.render("o", overlap, rng)
+        arrays["o_y"][start:stop["o_y"]] = world.y.render("o", overlap, rng)
+        for role, mcr in (("p", world.x), ("q", world.y)):
+            latents = world.latents(max(0, stop[role] - start), rng)
+            arrays[role][start:stop[role]] = mcr.render(role, latents, rng)
+    for array in arrays.values():
+        array.flush()
+    opened = {role: np.load(folder / f"{role}.npy", mmap_mode="r") for role in arrays}
+    return ConnectionMemories(**opened, x="x", y="y")
+
+
+def _peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # ru_maxrss is KiB
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run_reporting_errors(lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = load_config(None, args.overrides)
+    spec = world_spec(args.world)
+    print(f"world: {spec}\nconfig: {config}\ntorch threads: {torch.get_num_threads()}")
+    if args.scale:
+        print("| overlap rows | p, q rows | dim | write memmaps | pseudo pairs | training | peak RSS "
+              "before training | peak RSS after | dense N_O×N fp32 scores would need |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        print(scale_report(args.scale, args.scale_overlap, spec, config, args.scale_dir))
+    else:
+        print(accuracy_table(spec, config, set(args.methods.split(","))))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""A synthetic MCR world with known ground truth (DESIGN §4).
+
+No real checkpoints are reachable here, so quality is measured on a world built like the real
+one: latent items are rendered into two frozen "MCRs" X and Y. Inside one MCR every modality
+sees the same semantic content (a random nonlinear map of the latent, different for X and Y),
+plus content only that modality sees, a constant modality-gap offset and per-item noise. So,
+as in CLIP/CLAP, a matching cross-modal pair inside one MCR has cosine of only ~0.2 while two
+items of one modality share the gap offset. X and Y are related only through the latent, by
+different nonlinear maps. The overlap, p and q memories use independent latents; only the
+test (and oracle-training) pairs (p, q) share one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cmcr.training.trainer import ConnectionMemories
+
+_CENTRING_SAMPLES = 8192
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """Sizes and difficulty of the world; the defaults are the benchmark world."""
+
+    latent_dim: int = 16
+    n_concepts: int = 256  # latents cluster around concepts, as real data cluster by category
+    concept_spread: float = 0.5  # within-concept standard deviation (concept centres: 1)
+    dim: int = 128  # embedding width of both MCRs (512 for real encoders; kept small for CPU)
+    hidden: int = 256  # width of the random maps
+    n_overlap: int = 10000
+    n_p: int = 10000
+    n_q: int = 10000
+    n_test: int = 1000
+    shared_weight: float = 0.45 # semantic content common to all modalities of one MCR
+    modality_weight: float = 0.35  # latent content seen by one modality only
+    gap_weight: float = 0.6  # constant per-modality offset (the modality gap)
+    noise_weight: float = 0.4  # per-item noise
+    seed: int = 0
+
+
+class _RandomMap:
+    """A fixed random 2-layer MLP of the latent (tanh then GELU-like), centred, unit rows."""
+
+    def __init__(self, rng: np.random.Generator, spec: WorldSpec) -> None:
+        self.first = rng.standard_normal((spec.latent_dim, spec.hidden)) * 1.5 / np.sqrt(
+            spec.latent_dim)
+        self.bias = rng.standard_normal(spec.hidden) * 0.5
+        self.second = rng.standard_normal((spec.hidden, spec.dim)) / np.sqrt(spec.hidden)
+        reference = rng.standard_normal((_CENTRING_SAMPLES, spec.latent_dim))
+        self.centre = self._raw(reference).mean(axis=0)
+
+    def _raw(self, latents: np.ndarray) -> np.ndarray:
+        hidden = np.tanh(latents @ self.first + self.bias)
+        out = hidden @ self.second
+        return out * (1 / (1 + np.exp(-1.702 * out)))  # GELU (sigmoid approximation)
+
+    def __call__(self, latents: np.ndarray) -> np.ndarray:
+        return _unit(self._raw(latents) - self.centre)
+
+
+class _MCR:
+    """One frozen contrastive space rendering its two modalities."""
+
+    def __init__(self, rng: np.random.Generator, spec: WorldSpec, modalities: tuple[str, str]):
+        self.spec = spec
+        self.shared = _RandomMap(rng, spec)
+        self.own = {m: _RandomMap(rng, spec) for m in modalities}
+        self.gap = {m: _unit(rng.standard_normal(spec.dim)) for m in modalities}
+
+    def render(self, modality: str, latents: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        spec = self.spec
+        noise = _unit(rng.standard_normal((len(latents), spec.dim)))
+        mixed = (spec.shared_weight * self.shared(latents)
+                 + spec.modality_weight * self.own[modality](latents)
+                 + spec.gap_weight * self.gap[modality] + spec.noise_weight * noise)
+        return _unit(mixed).astype(np.float32)
+
+
+class SyntheticWorld:
+    """Two MCRs over one latent: X embeds (o, p), Y embeds (o, q)."""
+
+    def __init__(self, spec: WorldSpec = WorldSpec()) -> None:
+        self.spec = spec
+        rng = np.random.default_rng(spec.seed)
+        self.x = _MCR(rng, spec, ("o", "p"))
+        self.y = _MCR(rng, spec, ("o", "q"))
+        self.concepts = rng.standard_normal((spec.n_concepts, spec.latent_dim))
+
+    def latents(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        centres = self.concepts[rng.integers(0, self.spec.n_concepts, count)]
+        return centres + self.spec.concept_spread * rng.standard_normal(centres.shape)
+
+    def memories(self, seed_offset: int = 1) -> ConnectionMemories:
+        """Unpaired training memories: overlap rows row-aligned, p and q from other latents."""
+        spec = self.spec
+        rng = np.random.default_rng([spec.seed, seed_offset])
+        overlap = self.latents(spec.n_overlap, rng)
+        return ConnectionMemories(
+            o_x=self.x.render("o", overlap, rng), o_y=self.y.render("o", overlap, rng),
+            p=self.x.render("p", self.latents(spec.n_p, rng), rng),
+            q=self.y.render("q", self.latents(spec.n_q, rng), rng), x="x", y="y")
+
+    def pairs(self, count: int, seed_offset: int = 2) -> tuple[np.ndarray, np.ndarray]:
+        """True (p, q) pairs sharing latents: test pairs, or an oracle's training data."""
+        rng = np.random.default_rng([self.spec.seed, seed_offset])
+        latents = self.latents(count, rng)
+        return self.x.render("p", latents, rng), self.y.render("q", latents, rng)
+
+    def test_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.pairs(self.spec.n_test, seed_offset=2)
+
+
+def make_world(spec: WorldSpec = WorldSpec()) -> tuple[ConnectionMemories, np.ndarray, np.ndarray]:
+    """The memories a trainer sees, and the held-out (p, q) test pairs."""
+    world = SyntheticWorld(spec)
+    test_p, test_q = world.test_pairs()
+    return world.memories(), test_p, test_q
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+# --- scoring on the world -------------------------------------------------------------------
+
+
+def text_bridge(o_y: np.ndarray, o_x: np.ndarray) -> np.ndarray:
+    """The naive baseline: a least-squares linear map Y → X fitted on the overlap pairs only."""
+    mapping, *_ = np.linalg.lstsq(np.asarray(o_y, np.float64), np.asarray(o_x, np.float64),
+                                  rcond=None)
+    return mapping.astype(np.float32)
+
+
+def connect_test_pairs(heads: dict, method: str, x: str, y: str, test_p: np.ndarray,
+                       test_q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Test p and q in the connected space: Y through its head; X through its head (C-MCR) or
+    unchanged (Ex-MCR's frozen base)."""
+    import torch
+
+    with torch.no_grad():
+        q = heads[y](torch.from_numpy(test_q)).numpy()
+        p = test_p if method == "ex-mcr" else heads[x](torch.from_numpy(test_p)).numpy()
+    return p, q
+
+
+def pair_recalls(p: np.ndarray, q: np.ndarray) -> dict[str, float]:
+    """q→p and p→q R@1/R@5 (percent) over row-aligned test pairs."""
+    from cmcr.evaluation.protocols import retrieval_metrics
+
+    q_to_p = retrieval_metrics(q, p, ks=(1, 5))
+    p_to_q = retrieval_metrics(p, q, ks=(1, 5))
+    return {"q→p R@1": q_to_p["R@1"], "q→p R@5": q_to_p["R@5"],
+            "p→q R@1": p_to_q["R@1"], "p→q R@5": p_to_q["R@5"]}

@@ -1,0 +1,428 @@
+"""UnifiedSpace: trained heads plus the config that says how to use them (public API).
+
+A space is a folder of two files: `config.json` (plain data: method, encoders, head specs,
+hyperparameters, metrics) and `model.safetensors` (tensors only), so loading a space from the
+Hub never unpickles anything. Heads are rebuilt from their specs by `cmcr.models.heads.build_head`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from cmcr.errors import CheckpointError, InputError
+from cmcr.data.features import ENCODER_MODALITIES
+from cmcr.models.heads import LAYOUT_EXMCR, build_head, load_official
+from cmcr.models.registry import GROUPS, PRETRAINED, is_pretrained_name, list_pretrained
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+METHODS = ("ex-mcr", "c-mcr")
+# Rows projected per step: bounds host/GPU memory when a caller hands us a 1M-row memory map.
+CHUNK_ROWS = 65536
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+
+Features = np.ndarray | torch.Tensor
+
+
+class UnifiedSpace:
+    """Frozen heads that map encoder embeddings into one shared unit sphere.
+
+    Ex-MCR: `config["base"]` (CLIP) passes through unprojected and every leaf has a head into
+    base space. C-MCR: the two encoders of one connection each have a head.
+    """
+
+    def __init__(self, config: dict, heads: dict[str, nn.Module]) -> None:
+        self.config = copy.deepcopy(config)
+        _check_config(self.config, heads)
+        self.heads = nn.ModuleDict(heads).eval()
+        for parameter in self.heads.parameters():
+            parameter.requires_grad_(False)
+
+    # --- construction -----------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls,
+        method: str,
+        heads: dict[str, nn.Module],
+        *,
+        base: str | None = None,
+        encoders: dict[str, dict] | None = None,
+        hyperparameters: dict | None = None,
+        metrics: dict | None = None,
+        source: str | None = None,
+    ) -> "UnifiedSpace":
+        """Assemble a space from trained heads (each carrying `.spec`, as heads.py builds them).
+
+        `encoders` adds per-encoder facts worth keeping with the weights, e.g.
+        `{"clap": {"checkpoint": "630k-fusion-best.pt", "revision": "abc123"}}`.
+        """
+        extra = encoders or {}
+        names = ([base] if base else []) + sorted(heads)
+        dim = next(iter(heads.values())).spec["dim_out"] if heads else 0
+        config = {
+            "format_version": FORMAT_VERSION,
+            "method": method,
+            "base": base,
+            "leaves": sorted(heads),
+            "dim": dim,
+            "encoders": {
+                name: {
+                    "dim": heads[name].spec["dim_in"] if name in heads else dim,
+                    "modalities": list(ENCODER_MODALITIES.get(name, ())),
+                    **extra.get(name, {}),
+                }
+                for name in names
+            },
+            "heads": {name: dict(head.spec) for name, head in sorted(heads.items())},
+            "hyperparameters": dict(hyperparameters or {}),
+            "metrics": dict(metrics or {}),
+        }
+        if source:
+            config["source"] = source
+        return cls(config, heads)
+
+    @classmethod
+    def from_official(
+        cls, paths: str | Path | Sequence[str | Path], leaves: Sequence[str] | None = None
+    ) -> "UnifiedSpace":
+        """A space from official release files: one C-MCR pair file (`ulip_clip.pt`,
+        `clap_clip.pt`) gives a C-MCR space; Ex-MCR leaf files (`ex_clap.pt`, `ex_ulip.pt`) give
+        an Ex-MCR space over the CLIP base. `leaves` names the leaf of each Ex-MCR file."""
+        paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+        leaves = list(leaves) if leaves is not None else [None] * len(paths)
+        if len(leaves) != len(paths):
+            raise CheckpointError(f"got {len(paths)} files but {len(leaves)} leaf names")
+        imported = [load_official(path, leaf) for path, leaf in zip(paths, leaves)]
+        names = ", ".join(Path(p).name for p in paths)
+        if all(item.layout == LAYOUT_EXMCR for item in imported):
+            heads = {name: head for item in imported for name, head in item.heads.items()}
+            if len(heads) != len(imported):
+                raise CheckpointError(f"two Ex-MCR files map the same leaf: {names}")
+            return cls.build("ex-mcr", heads, base="clip", source=f"official: {names}")
+        if len(imported) != 1:
+            raise CheckpointError(
+                f"a C-MCR space comes from exactly one official pair file, got: {names}"
+            )
+        return cls.build("c-mcr", imported[0].heads, source=f"official: {names}")
+
+    @classmethod
+    def from_pretrained(cls, path_or_repo_id: str | Path, revision: str | None = None) -> "UnifiedSpace":
+        """Load a space by pretrained name (`official-ex-mcr`, see `cmcr.models.registry`), from a local
+        folder, or from a Hub repo id (`owner/name`)."""
+        if is_pretrained_name(str(path_or_repo_id)):
+            if revision is not None:
+                raise InputError(f"revision={revision!r} applies to Hub repo ids; {path_or_repo_id} is pinned")
+            return cls.from_release(str(path_or_repo_id))
+        path = Path(path_or_repo_id).expanduser()
+        if path.is_dir():
+            if revision is not None:
+                raise InputError(f"revision={revision!r} applies to Hub repo ids, not the folder {path}")
+            return cls._load_folder(path)
+        if path.exists():
+            raise CheckpointError(
+                f"{path} is a file; a space is a folder holding {CONFIG_NAME} and {WEIGHTS_NAME}"
+            )
+        if not _REPO_ID.fullmatch(str(path_or_repo_id)):
+            raise CheckpointError(
+                f"{str(path_or_repo_id)!r} is neither an existing folder nor a Hub repo id (owner/name) nor a "
+                f"pretrained name ({', '.join(list_pretrained())})"
+            )
+        from cmcr.hub import download_space  # lazy: huggingface_hub is only needed for the Hub
+
+        return cls._load_folder(Path(download_space(str(path_or_repo_id), revision)))
+
+    @classmethod
+    def from_release(cls, name: str) -> "UnifiedSpace":
+        """A pretrained space built from its pinned release files (downloaded once, verified),
+        with its provenance, licence and credit recorded in `config["provenance"]`."""
+        if name in GROUPS:
+            raise InputError(f"{name} stands for {len(GROUPS[name])} spaces ({', '.join(GROUPS[name])}); load "
+                             f"one of them, or all with cmcr.load_spaces({name!r})")
+        from cmcr.hub import download_release_file  # lazy: huggingface_hub is only needed for downloads
+
+        entry = PRETRAINED[name]
+        paths = [download_release_file(file) for file in entry.files]
+        imported = cls.from_official(paths, leaves=[file.leaf for file in entry.files])
+        config = copy.deepcopy(imported.config)
+        config["provenance"] = entry.provenance()
+        config["source"] = f"{name}: {entry.title}"
+        for encoder, facts in config["encoders"].items():
+            facts.update(entry.encoders.get(encoder, {}))
+        return cls(config, dict(imported.heads))
+
+    @classmethod
+    def _load_folder(cls, folder: Path) -> "UnifiedSpace":
+        config = _read_config(folder / CONFIG_NAME)
+        tensors = _read_weights(folder / WEIGHTS_NAME)
+        try:  # on "meta": sizes a config claims cost nothing until the weights file backs them
+            with torch.device("meta"):
+                heads = {name: build_head(spec) for name, spec in _config_heads(config).items()}
+        except (RuntimeError, TypeError, OverflowError) as exc:  # torch's words for sizes past int64
+            raise CheckpointError(f"{folder / CONFIG_NAME} describes heads that cannot be built: "
+                                  f"{str(exc).splitlines()[0]}") from exc
+        for name, head in heads.items():
+            prefix = f"{name}."
+            own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            try:
+                head.load_state_dict(own, strict=True, assign=True)
+                head.float()  # assign keeps the file's dtype; the heads compute in float32 as built
+            except RuntimeError as exc:
+                raise CheckpointError(f"{folder / WEIGHTS_NAME} does not fit head {name!r}: {exc}") from exc
+        strays = sorted(k for k in tensors if k.split(".", 1)[0] not in heads)
+        if strays:
+            raise CheckpointError(f"{folder / WEIGHTS_NAME} has tensors of no head: {strays[:10]}")
+        return cls(config, heads)
+
+    # --- saving -----------------------------------------------------------------------------
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write config.json + model.safetensors.
+
+        A new folder appears whole or not at all (written beside it, then renamed). Into an
+        existing folder (which may hold a model card) each file is replaced atomically.
+        """
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        try:
+            save_file(self._tensors(), str(staging / WEIGHTS_NAME), metadata={"format": "pt"})
+            (staging / CONFIG_NAME).write_text(json.dumps(self.config, indent=2, allow_nan=False) + "\n")
+            if directory.exists():
+                for name in (WEIGHTS_NAME, CONFIG_NAME):
+                    os.replace(staging / name, directory / name)
+            else:
+                os.replace(staging, directory)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return directory
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        return {
+            f"{name}.{key}": tensor.detach().cpu().contiguous()
+            for name, head in self.heads.items()
+            for key, tensor in head.state_dict().items()
+        }
+
+    # --- use --------------------------------------------------------------------------------
+
+    @property
+    def method(self) -> str:
+        return self.config["method"]
+
+    @property
+    def base(self) -> str | None:
+        return self.config["base"]
+
+    @property
+    def encoders(self) -> list[str]:
+        """Encoders this space can project, base first."""
+        return list(self.config["encoders"])
+
+    @property
+    def dim(self) -> int:
+        return self.config["dim"]
+
+    @property
+    def provenance(self) -> dict | None:
+        """Where released weights came from (source files, licence, credit); None for our own."""
+        return self.config.get("provenance")
+
+    def modalities(self, encoder: str) -> list[str]:
+        return list(self.config["encoders"][encoder]["modalities"])
+
+    def to(self, device: str | torch.device) -> "UnifiedSpace":
+        self.heads.to(device)
+        return self
+
+    def project(self, encoder: str, modality: str, features: Features) -> Features:
+        """Map embeddings of `encoder` into the space: unit rows of width `space.dim`.
+
+        numpy in → numpy float32 out; tensor in → tensor out (its device and dtype). A single
+        vector (D,) gives a single vector back.
+        """
+        self._check_route(encoder, modality)
+        in_dim = self.config["encoders"][encoder]["dim"]
+        _check_shape(features, in_dim, f"{encoder}/{modality}")
+        rows = features.reshape(1, -1) if features.ndim == 1 else features
+        if isinstance(rows, np.ndarray):
+            out = self._project_array(encoder, rows)
+        else:
+            out = self._project_tensor(encoder, rows).to(device=features.device, dtype=features.dtype)
+        return out.reshape(-1) if features.ndim == 1 else out
+
+    def _project_array(self, encoder: str, rows: np.ndarray) -> np.ndarray:
+        """Chunk by chunk, so a memory-mapped input is never copied whole into RAM."""
+        out = np.empty((rows.shape[0], self.dim), dtype=np.float32)
+        for start in range(0, rows.shape[0], CHUNK_ROWS):
+            chunk = torch.from_numpy(np.ascontiguousarray(rows[start:start + CHUNK_ROWS], np.float32))
+            out[start:start + CHUNK_ROWS] = self._project_chunk(encoder, chunk, start).cpu().numpy()
+        return out
+
+    def _project_tensor(self, encoder: str, rows: torch.Tensor) -> torch.Tensor:
+        if not rows.shape[0]:
+            return rows.new_zeros((0, self.dim))
+        return torch.cat([
+            self._project_chunk(encoder, rows[start:start + CHUNK_ROWS], start)
+            for start in range(0, rows.shape[0], CHUNK_ROWS)
+        ])
+
+    @torch.no_grad()
+    def _project_chunk(self, encoder: str, chunk: torch.Tensor, first_row: int) -> torch.Tensor:
+        chunk = chunk.to(device=self._device(), dtype=torch.float32)
+        norms = chunk.norm(dim=1)  # NaN or inf in a row makes its norm NaN or inf
+        usable = torch.isfinite(norms) & (norms > 0)
+        if not bool(usable.all()):
+            row = first_row + int(torch.nonzero(~usable)[0])
+            raise InputError(
+                f"{encoder} features row {row} is not usable (NaN, infinite or all zeros); "
+                "pass embeddings straight from the encoder"
+            )
+        unit = chunk / norms[:, None]
+        return unit if encoder not in self.heads else self.heads[encoder](unit)
+
+    def _device(self) -> torch.device:
+        first = next(self.heads.parameters(), None)
+        return first.device if first is not None else torch.device("cpu")
+
+    def _check_route(self, encoder: str, modality: str) -> None:
+        if encoder not in self.config["encoders"]:
+            raise InputError(f"this space has no encoder {encoder!r}; it projects {self.encoders}")
+        accepted = self.modalities(encoder)
+        if modality not in accepted:
+            raise InputError(f"encoder {encoder!r} embeds {accepted}, not {modality!r}")
+
+    def __repr__(self) -> str:
+        return (
+            f"UnifiedSpace(method={self.method!r}, base={self.base!r}, "
+            f"leaves={self.config['leaves']}, dim={self.dim})"
+        )
+
+
+def load_spaces(spec: str | Path, revision: str | None = None) -> dict[str, UnifiedSpace]:
+    """Every space a name stands for, by a label to show: a pretrained name or group
+    (`official-c-mcr` is two spaces), a space folder, a folder of space folders (what C-MCR training
+    writes: one per connection), a Hub repo id, or several of these separated by commas."""
+    parts = [part.strip() for part in str(spec).split(",") if part.strip()]
+    if not parts:
+        raise InputError("Name a space: a pretrained name, a folder or a Hub repo id.")
+    if len(parts) > 1 and revision is not None:
+        raise InputError("A revision applies to one Hub repo id, not to a list of spaces.")
+    spaces: dict[str, UnifiedSpace] = {}
+    for part in parts:
+        for label, space in _spaces_of(part, revision).items():
+            if label in spaces:
+                raise InputError(f"{label} is named twice in {spec!r}")
+            spaces[label] = space
+    return spaces
+
+
+def _spaces_of(part: str, revision: str | None) -> dict[str, UnifiedSpace]:
+    if part in GROUPS:
+        return {name: UnifiedSpace.from_release(name) for name in GROUPS[part]}
+    folder = Path(part).expanduser()
+    if folder.is_dir() and not (folder / CONFIG_NAME).exists():
+        members = sorted(child for child in folder.iterdir() if (child / CONFIG_NAME).is_file())
+        if members:
+            return {f"{part.rstrip('/')}/{child.name}": UnifiedSpace.from_pretrained(child) for child in members}
+    return {part: UnifiedSpace.from_pretrained(part, revision=revision)}
+
+
+def _check_shape(features: Any, in_dim: int, what: str) -> None:
+    if isinstance(features, np.ndarray):
+        floating = features.dtype.kind == "f"
+    elif isinstance(features, torch.Tensor):
+        floating = features.is_floating_point()
+    else:
+        raise InputError(f"{what} features must be a numpy array or a torch tensor, "
+                         f"not {type(features).__name__}")
+    if not floating:
+        raise InputError(f"{what} features must be floating point, got {features.dtype}")
+    if features.ndim not in (1, 2) or features.shape[-1] != in_dim:
+        raise InputError(
+            f"{what} features must have shape (N, {in_dim}) or ({in_dim},), got {tuple(features.shape)}"
+        )
+
+
+def _read_config(path: Path) -> dict:
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing: not a saved UnifiedSpace folder")
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path} must hold a JSON object")
+    return config
+
+
+def _config_heads(config: dict) -> dict:
+    heads = config.get("heads")
+    if not isinstance(heads, dict) or not heads:
+        raise CheckpointError("config.json lacks the 'heads' table (encoder → head spec)")
+    return heads
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing: the space has no weights")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {exc}") from exc
+
+
+def _check_config(config: dict, heads: dict[str, nn.Module]) -> None:
+    """Refuse a config that does not describe these heads; every problem in one message."""
+    problems = []
+    method, base = config.get("method"), config.get("base")
+    encoders = config.get("encoders") if isinstance(config.get("encoders"), dict) else {}
+    dim = config.get("dim")
+    if config.get("format_version") != FORMAT_VERSION:
+        problems.append(f"format_version must be {FORMAT_VERSION}")
+    if method not in METHODS:
+        problems.append(f"method must be one of {list(METHODS)}, got {method!r}")
+    if method == "ex-mcr" and (base is None or base in heads or not heads):
+        problems.append("an ex-mcr space needs a base encoder without a head and at least one leaf head")
+    if method == "c-mcr" and (base is not None or len(heads) != 2):
+        problems.append("a c-mcr space has no base and exactly two heads")
+    if config.get("leaves") != sorted(heads):
+        problems.append(f"leaves {config.get('leaves')!r} must list the heads {sorted(heads)}")
+    if sorted(encoders) != sorted(([base] if base else []) + list(heads)):
+        problems.append(f"encoders {sorted(encoders)} must be the base plus the heads")
+    for name, entry in encoders.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("modalities"), list) \
+                or not entry.get("modalities") or not isinstance(entry.get("dim"), int):
+            problems.append(f"encoders[{name!r}] needs 'dim' (int) and a non-empty 'modalities' list")
+    for name, head in heads.items():
+        spec = getattr(head, "spec", None)
+        if spec != config.get("heads", {}).get(name):
+            problems.append(f"heads[{name!r}] spec {config.get('heads', {}).get(name)!r} != module {spec!r}")
+        elif spec["dim_out"] != dim or spec["dim_in"] != encoders.get(name, {}).get("dim"):
+            problems.append(f"head {name!r} maps {spec['dim_in']}→{spec['dim_out']}, config says "
+                            f"{encoders.get(name, {}).get('dim')}→{dim}")
+    if base and encoders.get(base, {}).get("dim") != dim:
+        problems.append(f"base encoder {base!r} must have the space's dim {dim}")
+    try:
+        json.dumps(config, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        problems.append(f"config must be strict JSON (no NaN, only plain data): {exc}")
+    if problems:
+        raise CheckpointError("invalid UnifiedSpace config: " + "; ".join(problems))

@@ -1,0 +1,433 @@
+"""The Gradio UI of C-MCR Studio: layout and wiring only; every decision lives in `studio.service`.
+
+ZeroGPU is used through `spaces.GPU` when the `spaces` package is importable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import html
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gradio as gr
+
+from cmcr.errors import CMCRError, InputError
+from cmcr.retrieval.gallery import EXTENSIONS
+from cmcr.models.registry import DEFAULT_SPACE, list_pretrained
+from studio.service import (
+    MAX_UPLOAD_SIZE,
+    MODALITY_NAMES,
+    POINT_FILE_TYPES,
+    Query,
+    Results,
+    SessionGallery,
+    Studio,
+    StudioSettings,
+    on_hugging_face_space,
+    unreadable_image_reason,
+)
+
+log = logging.getLogger("cmcr.app")
+
+try:  # ZeroGPU on Spaces: borrow a GPU per request; a plain call everywhere else.
+    import spaces
+
+    on_gpu = spaces.GPU
+except ImportError:
+
+    def on_gpu(fn: Callable) -> Callable:
+        return fn
+
+
+TOP_SHAPES = 3
+TOP_SOUNDS = 3
+IMAGE_FILE_TYPES = list(EXTENSIONS["image"])
+QUEUE_LIMIT = 64  # waiting requests; beyond it new ones are refused with "queue full"
+
+CSS = """
+#banner {border-left: 6px solid #d97706; background: #fffbeb; padding: 0.6em 1em; color: #78350f}
+#banner p {margin: 0}
+.gradio-container {max-width: 1200px !important}
+"""
+
+INTRO = """# C-MCR Studio
+Retrieval across modalities that were **never trained together**. CLIP (image–text), CLAP
+(audio–text) and ULIP (3D–image) are frozen; small projectors connect them through the modality
+each pair shares (Ex-MCR), so a sound can find a picture or a 3D shape without a single
+audio–image or audio–3D training pair."""
+
+
+def user_facing(fn: Callable) -> Callable:
+    """Turn our errors into messages a visitor can act on; never show a traceback.
+
+    Messages are HTML-escaped: Gradio renders them as HTML and they may quote uploaded file names.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except InputError as error:  # the visitor's to fix: no server-side traceback
+            raise gr.Error(html.escape(str(error)), title="Cannot use this input", print_exception=False) from error
+        except CMCRError as error:
+            log.exception("request failed")
+            raise gr.Error(html.escape(str(error)), title="The models could not answer") from error
+        except gr.Error:
+            raise
+        except Exception as error:
+            log.exception("request failed")
+            raise gr.Error("Something went wrong on our side; please try another input.") from error
+
+    return wrapper
+
+
+class ResultView:
+    """The output block of one tab: ranked gallery, 3D viewers, audio players, labels, chart."""
+
+    def __init__(self, targets: Sequence[str], name: str):
+        self.gallery = gr.Gallery(
+            label="Top matches", columns=4, height="auto", object_fit="contain", preview=False,
+            visible=bool(set(targets) & {"image", "points"}), elem_id=f"{name}-results",
+        )
+        with gr.Row():
+            self.shapes = [
+                gr.Model3D(label=f"#{rank}", height=260, clear_color=(0.96, 0.96, 0.98, 1.0), visible="hidden",
+                           elem_id=f"{name}-shape-{rank}")
+                for rank in range(1, TOP_SHAPES + 1)
+            ]
+        with gr.Row():
+            self.sounds = [
+                gr.Audio(label=f"#{rank}", type="filepath", interactive=False, visible="hidden",
+                         elem_id=f"{name}-sound-{rank}")
+                for rank in range(1, TOP_SOUNDS + 1)
+            ]
+        self.labels = gr.Label(label="Zero-shot labels", num_top_classes=5, visible="text" in targets,
+                               elem_id=f"{name}-labels")
+        self.chart = gr.BarPlot(
+            x="result", y="score", title="Similarity", sort="-y", height=220,
+            x_label_angle=-30, visible=False, elem_id=f"{name}-chart",
+        )
+
+    @property
+    def outputs(self) -> list[gr.components.Component]:
+        return [self.gallery, *self.shapes, *self.sounds, self.labels, self.chart]
+
+    def render(self, results: Results) -> list[Any]:
+        """Values for `outputs`, showing only the parts this result has."""
+        shapes = results.shape_views(TOP_SHAPES)
+        sounds = results.sound_views(TOP_SOUNDS)
+        gallery = results.gallery_items()
+        return [
+            gr.Gallery(value=gallery, visible=bool(gallery)),
+            *[gr.Model3D(value=path, label=caption, visible=_shown(path)) for path, caption in _pad(shapes, TOP_SHAPES)],
+            *[gr.Audio(value=path, label=caption, visible=_shown(path)) for path, caption in _pad(sounds, TOP_SOUNDS)],
+            gr.Label(value=results.labels, visible=results.labels is not None),
+            gr.BarPlot(value=results.score_table(), visible=True),
+        ]
+
+
+def _shown(path: str | None) -> bool | str:
+    # "hidden" keeps the component mounted: a Model3D mounted while invisible never draws its canvas.
+    return True if path is not None else "hidden"
+
+
+def _pad(views: list[tuple[str, str]], count: int) -> list[tuple[str | None, str]]:
+    return views + [(None, f"#{rank}") for rank in range(len(views) + 1, count + 1)]
+
+
+class QueryInput:
+    """A source-modality picker with one input per modality; only the chosen one is shown."""
+
+    def __init__(self, default: str, name: str):
+        self.source = gr.Radio(
+            [(MODALITY_NAMES[m], m) for m in MODALITY_NAMES], value=default, label="Search with",
+            elem_id=f"{name}-source",
+        )
+        makers = {"audio": audio_input, "image": image_input, "text": text_input, "points": points_input}
+        self.widgets = {
+            modality: make(visible=modality == default, elem_id=f"{name}-{modality}")
+            for modality, make in makers.items()
+        }
+        self.source.change(
+            lambda source: [gr.update(visible=m == source) for m in self.widgets],
+            self.source, list(self.widgets.values()), api_visibility="private", queue=False,
+        )
+
+    @property
+    def inputs(self) -> list[gr.components.Component]:
+        return [self.source, *self.widgets.values()]
+
+
+def query_from(source: str, audio: str | None, image: str | None, text: str | None, points: str | None) -> Query:
+    return Query(source, {"audio": audio, "image": image, "text": text, "points": points}.get(source))
+
+
+def audio_input(visible: bool = True, elem_id: str | None = None) -> gr.Audio:
+    return gr.Audio(
+        sources=["upload", "microphone"], type="filepath", label="Audio (upload or record)",
+        visible=visible, elem_id=elem_id,
+    )
+
+
+class CheckedImage(gr.Image):
+    """gr.Image whose undecodable uploads end in a clear message, not Gradio's preprocessing error."""
+
+    is_template = True  # rendered by the frontend's Image component
+
+    def preprocess(self, payload: Any) -> Any:
+        try:
+            return super().preprocess(payload)
+        except Exception as error:  # noqa: BLE001 - PIL raises many unrelated types
+            raise gr.Error(html.escape(unreadable_image_reason(payload.path)), title="Cannot use this input",
+                           print_exception=False) from error
+
+
+def image_input(visible: bool = True, elem_id: str | None = None) -> gr.Image:
+    return CheckedImage(type="filepath", label="Image", sources=["upload", "clipboard"], visible=visible, height=260,
+                    elem_id=elem_id)
+
+
+def text_input(visible: bool = True, elem_id: str | None = None) -> gr.Textbox:
+    return gr.Textbox(label="Text", placeholder="a wooden chair", lines=1, visible=visible, elem_id=elem_id)
+
+
+def points_input(visible: bool = True, elem_id: str | None = None) -> gr.File:
+    return gr.File(
+        label="Point cloud or mesh (" + " ".join(POINT_FILE_TYPES) + ")",
+        file_types=list(POINT_FILE_TYPES), type="filepath", visible=visible, height=120, elem_id=elem_id,
+    )
+
+
+def build_app(studio: Studio) -> gr.Blocks:
+    """The whole UI over one loaded `Studio`."""
+    with gr.Blocks(title="C-MCR Studio", fill_width=False) as demo:
+        gr.Markdown(INTRO)
+        gr.Markdown(studio.notice or "", elem_id="banner", visible=bool(studio.notice))
+        gr.Markdown(f"<small>{studio.description}</small>")
+        with gr.Tabs():
+            with gr.Tab("Audio → Image", id="audio-image"):
+                fixed_pair_tab(studio, "audio", "image", audio_input, "audio_to_image")
+            with gr.Tab("Text → 3D", id="text-3d"):
+                fixed_pair_tab(studio, "text", "points", text_input, "text_to_3d")
+            with gr.Tab("Audio → 3D", id="audio-3d"):
+                fixed_pair_tab(studio, "audio", "points", audio_input, "audio_to_3d")
+            with gr.Tab("Image → Audio", id="image-audio"):
+                fixed_pair_tab(studio, "image", "audio", image_input, "image_to_audio")
+            with gr.Tab("3D → Text", id="3d-text"):
+                points_to_text_tab(studio)
+            with gr.Tab("Any → Any", id="any-any"):
+                any_to_any_tab(studio)
+            with gr.Tab("Your gallery", id="own-gallery"):
+                own_gallery_tab(studio)
+    return demo
+
+
+def unavailable_note(studio: Studio, source: str, target: str, api_name: str) -> bool:
+    """Say why the served spaces cannot answer this tab (C-MCR spaces connect one pair each)."""
+    reason = studio.unavailable(source, target)
+    if reason:
+        gr.Markdown(f"**This tab is not available with the weights served here.** {html.escape(reason)}",
+                    elem_id=f"{api_name}-unavailable")
+    return reason is None
+
+
+def fixed_pair_tab(studio: Studio, source: str, target: str, make_input: Callable, api_name: str) -> None:
+    k = studio.default_k
+    available = unavailable_note(studio, source, target, api_name)
+    with gr.Row():
+        with gr.Column(scale=2):
+            value = make_input(elem_id=f"{api_name}-input")
+            search = gr.Button(f"Find {MODALITY_NAMES[target].lower()}", variant="primary", elem_id=f"{api_name}-go",
+                               interactive=available)
+        with gr.Column(scale=3):
+            view = ResultView([target], api_name)
+
+    @user_facing
+    @on_gpu
+    def run(value: Any, progress: gr.Progress = gr.Progress()) -> list[Any]:
+        results = studio.answer(Query(source, value), target, k=k, progress=_reporter(progress))
+        return view.render(results)
+
+    search.click(run, value, view.outputs, api_name=api_name)
+    if source == "text":
+        value.submit(run, value, view.outputs, api_visibility="private")
+    examples = studio.examples(source)
+    if examples and available:
+        gr.Examples(
+            [[example] for example in examples], inputs=value, outputs=view.outputs, fn=run,
+            run_on_click=True, cache_examples=False, api_visibility="private", label="Examples",
+        )
+
+
+def points_to_text_tab(studio: Studio) -> None:
+    available = unavailable_note(studio, "points", "text", "classify_3d")
+    with gr.Row():
+        with gr.Column(scale=2):
+            shape = points_input(elem_id="classify_3d-input")
+            labels = gr.Textbox(
+                label="Candidate labels (comma separated; empty: the 40 ModelNet classes)",
+                placeholder="chair, table, airplane, guitar",
+            )
+            classify = gr.Button("Name this shape", variant="primary", elem_id="classify_3d-go", interactive=available)
+        with gr.Column(scale=3):
+            preview = gr.Model3D(label="Your shape", height=300, interactive=False, elem_id="classify_3d-preview")
+            label = gr.Label(label="Zero-shot labels", num_top_classes=5, elem_id="classify_3d-labels")
+
+    @user_facing
+    @on_gpu
+    def run(path: str | None, candidates: str, progress: gr.Progress = gr.Progress()):
+        query = Query("points", path)
+        results = studio.answer(query, "text", labels=candidates, progress=_reporter(progress))
+        return studio.preview(query), results.labels
+
+    classify.click(run, [shape, labels], [preview, label], api_name="classify_3d")
+    examples = studio.examples("points")
+    if examples and available:
+        gr.Examples(
+            [[example] for example in examples], inputs=shape, outputs=[preview, label],
+            fn=functools.partial(run, candidates=""), run_on_click=True,
+            cache_examples=False, api_visibility="private", label="Examples",
+        )
+
+
+def any_to_any_tab(studio: Studio) -> None:
+    with gr.Row():
+        with gr.Column(scale=2):
+            query_input = QueryInput(default="image", name="any_to_any")
+            target = gr.Radio(
+                [(MODALITY_NAMES[m], m) for m in MODALITY_NAMES], value="points", label="Find"
+            )
+            k = gr.Slider(1, 16, value=studio.default_k, step=1, label="How many")
+            search = gr.Button("Search", variant="primary", elem_id="any_to_any-go")
+        with gr.Column(scale=3):
+            view = ResultView(list(MODALITY_NAMES), "any_to_any")
+
+    @user_facing
+    @on_gpu
+    def run(source, audio, image, text, points, target_modality, top_k, progress: gr.Progress = gr.Progress()):
+        query = query_from(source, audio, image, text, points)
+        results = studio.answer(query, target_modality, k=int(top_k), progress=_reporter(progress))
+        return view.render(results)
+
+    search.click(run, [*query_input.inputs, target, k], view.outputs, api_name="any_to_any")
+
+
+def own_gallery_tab(studio: Studio) -> None:
+    gallery_state = gr.State(None, delete_callback=lambda gallery: gallery and gallery.close())
+    gr.Markdown(
+        "Upload your own images and 3D shapes; they are embedded into the same space and only "
+        "this browser session can search them."
+    )
+    with gr.Row():
+        with gr.Column(scale=2):
+            uploads = gr.File(
+                label="Images and 3D shapes", file_count="multiple", type="filepath",
+                file_types=IMAGE_FILE_TYPES + list(POINT_FILE_TYPES), elem_id="add_to_gallery-files",
+            )
+            add = gr.Button("Add to my gallery", elem_id="add_to_gallery-go")
+            status = gr.Markdown("Your gallery is empty.", elem_id="own-gallery-status")
+            query_input = QueryInput(default="text", name="search_gallery")
+            k = gr.Slider(1, 16, value=studio.default_k, step=1, label="How many")
+            search = gr.Button("Search my gallery", variant="primary", elem_id="search_gallery-go")
+        with gr.Column(scale=3):
+            contents = gr.Gallery(label="In your gallery", columns=6, height=180, elem_id="add_to_gallery-contents")
+            view = ResultView(["image", "points"], "search_gallery")
+
+    @user_facing
+    @on_gpu
+    def add_files(paths: list[str] | None, gallery: SessionGallery | None, progress: gr.Progress = gr.Progress()):
+        gallery = studio.new_session_gallery() if gallery is None else gallery
+        summary = studio.add_to_session_gallery(gallery, paths or [], progress=_reporter(progress))
+        return gallery, summary, gallery.thumbnails(), None
+
+    @user_facing
+    @on_gpu
+    def run(gallery, source, audio, image, text, points, top_k, progress: gr.Progress = gr.Progress()):
+        query = query_from(source, audio, image, text, points)
+        results = studio.answer_own(query, gallery, k=int(top_k), progress=_reporter(progress))
+        return view.render(results)
+
+    add.click(add_files, [uploads, gallery_state], [gallery_state, status, contents, uploads], api_name="add_to_gallery")
+    search.click(run, [gallery_state, *query_input.inputs, k], view.outputs, api_name="search_gallery")
+
+
+def _reporter(progress: gr.Progress) -> Callable[[float, str], None]:
+    def report(fraction: float, message: str) -> None:
+        progress(fraction, desc=message)
+
+    return report
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    defaults = StudioSettings.from_env()
+    parser = argparse.ArgumentParser(description="C-MCR Studio: cross-modal retrieval demo.")
+    parser.add_argument("--space", default=defaults.space,
+                        help=f"the weights to serve: a pretrained name ({', '.join(list_pretrained())}), a Hub repo "
+                             f"id or a local folder; several, comma separated (default: {DEFAULT_SPACE})")
+    parser.add_argument("--revision", default=defaults.revision, help="branch, tag or commit of --space")
+    parser.add_argument("--profile", choices=["full", "tiny"], default=defaults.profile)
+    parser.add_argument("--device", default=defaults.device, help="cpu, cuda, cuda:1 (default: best available)")
+    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--concurrency", type=int, default=2, help="requests computed at once")
+    parser.add_argument("--max-queue", type=int, default=QUEUE_LIMIT,
+                        help="waiting requests before new ones are refused")
+    args = parser.parse_args(argv)
+    if args.max_queue < 1 or args.concurrency < 1:
+        parser.error("--max-queue and --concurrency must be at least 1")
+    return args
+
+
+def serve(studio: Studio, host: str, port: int, concurrency: int = 2, block: bool = True,
+          max_queue: int = QUEUE_LIMIT) -> gr.Blocks:
+    """Build and launch the app (the tests launch it this way too, with block=False).
+
+    Requests beyond `max_queue` waiting ones are refused at once ("queue full") rather than left
+    to time out: on a small Space a burst would otherwise make every visitor wait minutes."""
+    demo = build_app(studio)
+    demo.queue(default_concurrency_limit=concurrency, max_size=max_queue)
+    demo.launch(
+        server_name=host, server_port=port, prevent_thread_lock=not block, quiet=not block,
+        allowed_paths=studio.allowed_paths, max_file_size=MAX_UPLOAD_SIZE, css=CSS,
+        theme=gr.themes.Soft(), show_error=True,
+    )
+    return demo
+
+
+ERROR_PAGE = """# C-MCR Studio is not available right now
+
+This Space could not load its trained weights, so it is not answering searches: it never serves
+random weights in their place, because their results would look real and mean nothing.
+The owner has been told in the Space's logs; the details are below."""
+
+
+def build_error_page(error: BaseException) -> gr.Blocks:
+    """What a Space shows when its weights cannot be loaded (docs/app.md says why not a banner)."""
+    with gr.Blocks(title="C-MCR Studio: unavailable") as page:
+        gr.Markdown(ERROR_PAGE, elem_id="error-page")
+        with gr.Accordion("Details for the Space's owner", open=False):
+            gr.Markdown(f"```\n{error}\n```\nFix the weights setting (`CMCR_SPACE_REPO`, `CMCR_SPACE_REVISION`) or "
+                        "the network access, then restart the Space.", elem_id="error-details")
+    return page
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve the app. A local start that cannot get explicitly named weights ends in one `error:`
+    line and exit code 2; on a Hugging Face Space it serves an error page instead."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    settings = StudioSettings(space=args.space, revision=args.revision, profile=args.profile, device=args.device)
+    try:
+        studio = Studio.load(settings)
+    except CMCRError as error:
+        if not on_hugging_face_space():
+            raise
+        log.error("this Space cannot serve its weights: %s", error)
+        build_error_page(error).launch(server_name=args.host, server_port=args.port, show_error=True)
+        return 0
+    serve(studio, args.host, args.port, args.concurrency, max_queue=args.max_queue)
+    return 0
+

@@ -1,0 +1,84 @@
+"""The synthetic world looks like real MCRs: weak cross-modal cosines, gaps, no shortcuts."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cmcr.evaluation.synthetic import (
+    SyntheticWorld,
+    WorldSpec,
+    make_world,
+    pair_recalls,
+    text_bridge,
+)
+
+SMALL = WorldSpec(n_overlap=600, n_p=500, n_q=400, n_test=300)
+
+
+def _paired_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a * b).sum(axis=1).mean())
+
+
+def test_shapes_unit_rows_and_roles():
+    mem, test_p, test_q = make_world(SMALL)
+    assert mem.o_x.shape == mem.o_y.shape == (600, SMALL.dim)
+    assert mem.p.shape == (500, SMALL.dim) and mem.q.shape == (400, SMALL.dim)
+    assert test_p.shape == test_q.shape == (300, SMALL.dim)
+    for array in (mem.o_x, mem.o_y, mem.p, mem.q, test_p, test_q):
+        assert array.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(array, axis=1), 1.0, atol=1e-5)
+    assert (mem.x, mem.y) == ("x", "y")
+
+
+def test_paired_items_of_two_modalities_in_one_mcr_have_clip_like_cosine():
+    world = SyntheticWorld(SMALL)
+    rng = np.random.default_rng(0)
+    latents = world.latents(2000, rng)
+    o, p = world.x.render("o", latents, rng), world.x.render("p", latents, rng)
+    paired, unpaired = _paired_cosine(o, p), _paired_cosine(o, p[::-1])
+    assert 0.15 <= paired <= 0.3
+    assert abs(unpaired) < 0.05
+    # the modality gap: two unrelated items of one modality are closer than a true pair
+    assert _paired_cosine(o, o[::-1]) > paired
+
+
+def test_x_and_y_are_different_spaces():
+    world = SyntheticWorld(SMALL)
+    rng = np.random.default_rng(1)
+    latents = world.latents(1000, rng)
+    o_x, o_y = world.x.render("o", latents, rng), world.y.render("o", latents, rng)
+    assert abs(_paired_cosine(o_x, o_y)) < 0.1  # the same item is unrecognisable across MCRs
+
+
+def test_overlap_is_row_aligned_and_extra_pairs_are_fresh():
+    mem, test_p, test_q = make_world(SMALL)
+    # the overlap is row-aligned: its pairs are far closer across MCRs after a linear fit
+    # than shuffled rows; p and q memories are not (their rows share nothing).
+    fit, *_ = np.linalg.lstsq(mem.o_y, mem.o_x, rcond=None)
+    aligned = _paired_cosine(mem.o_y @ fit, mem.o_x)
+    shuffled = _paired_cosine(mem.o_y @ fit, mem.o_x[::-1])
+    assert aligned > shuffled + 0.2
+    world = SyntheticWorld(SMALL)
+    extra_p, extra_q = world.pairs(300, seed_offset=5)
+    assert not np.allclose(extra_p, test_p)
+
+
+def test_seeded():
+    first, second = make_world(SMALL), make_world(SMALL)
+    np.testing.assert_array_equal(first[0].q, second[0].q)
+    np.testing.assert_array_equal(first[1], second[1])
+    other = make_world(WorldSpec(**{**SMALL.__dict__, "seed": 1}))
+    assert not np.allclose(first[0].q, other[0].q)
+
+
+def test_text_bridge_recovers_a_linear_relation_and_pair_recalls_score_it():
+    rng = np.random.default_rng(3)
+    o_y = rng.standard_normal((400, 16)).astype(np.float32)
+    mapping = rng.standard_normal((16, 16)).astype(np.float32)
+    fitted = text_bridge(o_y, o_y @ mapping)
+    np.testing.assert_allclose(fitted, mapping, atol=1e-3)
+    q = rng.standard_normal((50, 16)).astype(np.float32)
+    perfect = pair_recalls(q @ mapping, q @ fitted)
+    assert perfect == {"q→p R@1": 100.0, "q→p R@5": 100.0, "p→q R@1": 100.0, "p→q R@5": 100.0}
+    shuffled = pair_recalls(q @ mapping, (q @ fitted)[::-1])
+    assert shuffled["q→p R@1"] < 10

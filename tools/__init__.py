@@ -1,0 +1,1 @@
+"""Maintenance tools: the procedural generator of the default gallery (`python -m tools.make_assets`)."""
