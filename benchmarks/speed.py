@@ -543,7 +543,7 @@ def bench_query(bench: Bench) -> list[Figure]:
     against a CPU FAISS flat index; on a CPU run that is the figure itself.
     """
     from cmcr.retrieval.search import SpaceEmbedder
-    from studio.service import tiny_space
+    from cmcr.models.space import tiny_space
 
     encoders = {name: bench.encoder(name) for name in ("clip", "clap", "ulip")}
     embedder = SpaceEmbedder(tiny_space(encoders).to(bench.device), encoders)
@@ -595,7 +595,7 @@ def bench_gallery_build(bench: Bench) -> list[Figure]:
     """Files → saved gallery through `cmcr.retrieval.gallery.ingest` (hash, decode, embed, preview, save),
     batched against one file at a time."""
     from cmcr.retrieval.search import SpaceEmbedder
-    from studio.service import tiny_space
+    from cmcr.models.space import tiny_space
 
     encoders = {name: bench.encoder(name) for name in ("clip", "clap", "ulip")}
     embedder = SpaceEmbedder(tiny_space(encoders).to(bench.device), encoders)

@@ -35,6 +35,8 @@ import numpy as np
 from cmcr.errors import CheckpointError, HubUnavailableError, InputError
 from cmcr.data.media.points import FILE_SUFFIXES
 from cmcr.models.registry import DEFAULT_SPACE
+from cmcr.models.space import tiny_space
+from cmcr.models.registry import ENCODERS as REGISTERED_ENCODERS
 from cmcr.retrieval.search import query as search
 
 log = logging.getLogger(__name__)
@@ -49,9 +51,8 @@ ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
 MAX_UPLOAD_SIZE = "50mb"
 DEFAULT_K = 8
 MODALITY_NAMES = {"audio": "Audio", "image": "Image", "text": "Text", "points": "3D"}
-ENCODERS = ("clip", "clap", "ulip")
+ENCODERS = tuple(REGISTERED_ENCODERS)
 POINT_FILE_TYPES = FILE_SUFFIXES  # every 3D suffix the parser reads, .txt clouds included
-TINY_SEED = 0
 TINY_SPACE_LABEL = "an untrained tiny space"
 MAX_LABELS = 100
 
@@ -257,23 +258,6 @@ def load_tiny_profile_spaces(name: str, revision: str | None = None) -> dict[str
                 "profile's toy encoders cannot use it. Start without --profile tiny to serve it."
             )
     return spaces
-
-
-def tiny_space(encoders: dict[str, Any]):
-    """An Ex-MCR space with seeded random leaf heads sized to the given encoders (base: CLIP)."""
-    import torch
-
-    from cmcr.models.heads import ExMCRHead
-    from cmcr.models.space import UnifiedSpace
-
-    base_dim = encoders["clip"].dim
-    with torch.random.fork_rng():  # seeded, without disturbing anyone else's random stream
-        torch.manual_seed(TINY_SEED)
-        heads = {
-            leaf: ExMCRHead(dim_in=encoders[leaf].dim, hidden=2 * base_dim, dim_out=base_dim).eval()
-            for leaf in ("clap", "ulip")
-        }
-    return UnifiedSpace.build("ex-mcr", heads, base="clip", source="untrained tiny space (studio.service)")
 
 
 @dataclass

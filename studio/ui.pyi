@@ -171,7 +171,6 @@ def audio_input(visible: bool = True, elem_id: str | None = None) -> gr.Audio:
         visible=visible, elem_id=elem_id,
     )
 
-from gradio.events import Dependency
 
 class CheckedImage(gr.Image):
     """gr.Image whose undecodable uploads end in a clear message, not Gradio's preprocessing error."""

@@ -40,7 +40,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from cmcr.errors import InputError
-from cmcr.data.features import ENCODER_MODALITIES, MODALITIES, FeatureMemory
+from cmcr.data.features import FeatureMemory
+from cmcr.models.registry import MODALITIES, MODALITY_ENCODERS
 
 PLAN_VERSION = 1
 SHARDS_DIR = ".shards"
@@ -48,11 +49,6 @@ RECORD_NAME = "extraction.json"
 SKIPPED_NAME = "skipped.jsonl"
 ITEMS_NAME = "items.jsonl"
 MEDIA_MODALITIES = ("image", "audio", "points")
-# Which encoders embed each modality: the inverse of features.ENCODER_MODALITIES.
-MODALITY_ENCODERS: dict[str, tuple[str, ...]] = {
-    modality: tuple(name for name, covered in ENCODER_MODALITIES.items() if modality in covered)
-    for modality in MODALITIES
-}
 TEXT_SUFFIXES = (".txt", ".jsonl", ".csv")
 
 

@@ -24,14 +24,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from cmcr.errors import InputError
+from cmcr.models.registry import ENCODER_MODALITIES, MODALITIES
 
-# Which modalities each frozen encoder embeds (docs/architecture.md, "Encoders and modalities").
-ENCODER_MODALITIES: dict[str, tuple[str, ...]] = {
-    "clip": ("text", "image"),
-    "clap": ("text", "audio"),
-    "ulip": ("points", "image"),
-}
-MODALITIES = ("text", "image", "audio", "points")
 MANIFEST_NAME = "manifest.json"
 ITEMS_NAME = "items.jsonl"
 FORMAT_VERSION = 1

@@ -1,20 +1,54 @@
-"""Named pretrained spaces: the official C-MCR / Ex-MCR projectors, pinned file by file.
+"""The facts every layer reads: which encoders exist and what they embed, and the named pretrained
+spaces (the official C-MCR / Ex-MCR projectors, pinned file by file).
 
-In the spirit of open_clip's pretrained registry, a short name stands for weights whose origin is
-written down once, here: the repository, the commit, the path and the git blob id of each file, and
-the licence and credit that travel with them. `UnifiedSpace.from_pretrained("official-ex-mcr")`
-downloads those files (`cmcr.hub.download_release_file`: cached, verified against the blob id),
-imports them with the official-layout reader and records this provenance in the space's config.
+Encoders: `ENCODERS` says, once, which modalities each frozen encoder embeds, its output width,
+where its class lives and which weights it loads by default; `MODALITY_ENCODERS` is the inverse,
+preferred encoder first (text and images go through CLIP, the Ex-MCR base, so they need no head).
 
-The official projectors are git files in the authors' GitHub repositories, not Hub repos, so they
-are fetched from the raw-file host. `CMCR_RAW_ENDPOINT` points at a mirror of it (the tests point it
-at a loopback server).
+Pretrained spaces, in the spirit of open_clip's pretrained registry: a short name stands for
+weights whose origin is written down once, here: the repository, the commit, the path and the git
+blob id of each file, and the licence and credit that travel with them.
+`UnifiedSpace.from_pretrained("official-ex-mcr")` downloads those files
+(`cmcr.hub.download_release_file`: cached, verified against the blob id), imports them with the
+official-layout reader and records this provenance in the space's config. The official projectors
+are git files in the authors' GitHub repositories, not Hub repos, so they are fetched from the
+raw-file host; `CMCR_RAW_ENDPOINT` points at a mirror of it (the tests point it at a loopback
+server).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+
+MODALITIES = ("text", "image", "audio", "points")
+
+
+@dataclass(frozen=True)
+class EncoderInfo:
+    """One frozen encoder: what it embeds, how wide, where its class lives, what it loads."""
+
+    name: str
+    modalities: tuple[str, ...]
+    dim: int
+    module: str
+    weights: str
+
+
+ENCODERS: dict[str, EncoderInfo] = {
+    info.name: info for info in (
+        EncoderInfo("clip", ("text", "image"), 512, "cmcr.models.encoders.clip",
+                    "open_clip ViT-B-32, pretrained 'openai' (= openai/clip-vit-base-patch32)"),
+        EncoderInfo("clap", ("text", "audio"), 512, "cmcr.models.encoders.clap",
+                    "laion_clap 630k-fusion-best.pt (lukewys/laion_clap), enable_fusion=True"),
+        EncoderInfo("ulip", ("points", "image"), 512, "cmcr.models.encoders.ulip",
+                    "ULIP-2 PointBERT pointbert_ULIP-2.pt (SFXX/ulip)"),
+    )
+}
+ENCODER_MODALITIES: dict[str, tuple[str, ...]] = {name: info.modalities for name, info in ENCODERS.items()}
+MODALITY_ENCODERS: dict[str, tuple[str, ...]] = {
+    modality: tuple(name for name, info in ENCODERS.items() if modality in info.modalities) for modality in MODALITIES
+}
 
 RAW_ENDPOINT = "https://raw.githubusercontent.com"
 ENV_RAW_ENDPOINT = "CMCR_RAW_ENDPOINT"
@@ -25,12 +59,9 @@ LICENSE = "CC-BY-4.0"
 LICENSE_URL = "https://creativecommons.org/licenses/by/4.0/"
 EXMCR_PAPER = "https://arxiv.org/abs/2310.08884"
 CMCR_PAPER = "https://arxiv.org/abs/2305.14381"
-# What the official projectors were trained on: the heads expect embeddings from exactly these.
-OFFICIAL_ENCODERS = {
-    "clip": {"weights": "open_clip ViT-B-32, pretrained 'openai' (= openai/clip-vit-base-patch32)", "profile": "full"},
-    "clap": {"weights": "laion_clap 630k-fusion-best.pt (lukewys/laion_clap), enable_fusion=True", "profile": "full"},
-    "ulip": {"weights": "ULIP-2 PointBERT pointbert_ULIP-2.pt (SFXX/ulip)", "profile": "full"},
-}
+# What the official projectors were trained on: the heads expect embeddings from exactly these,
+# our default encoders.
+OFFICIAL_ENCODERS = {name: {"weights": info.weights, "profile": "full"} for name, info in ENCODERS.items()}
 
 
 def raw_endpoint() -> str:

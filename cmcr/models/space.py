@@ -14,16 +14,16 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from cmcr.errors import CheckpointError, InputError
-from cmcr.data.features import ENCODER_MODALITIES
-from cmcr.models.heads import LAYOUT_EXMCR, build_head, load_official
-from cmcr.models.registry import GROUPS, PRETRAINED, is_pretrained_name, list_pretrained
+from cmcr.models.heads import LAYOUT_EXMCR, ExMCRHead, build_head, load_official
+from cmcr.models.registry import ENCODER_MODALITIES, GROUPS, PRETRAINED, is_pretrained_name, list_pretrained
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
@@ -311,6 +311,20 @@ class UnifiedSpace:
             f"UnifiedSpace(method={self.method!r}, base={self.base!r}, "
             f"leaves={self.config['leaves']}, dim={self.dim})"
         )
+
+
+TINY_SEED = 0
+
+
+def tiny_space(encoders: Mapping[str, Any]) -> UnifiedSpace:
+    """An untrained Ex-MCR space over the CLIP base, with seeded random leaf heads sized to the given
+    encoders: what the tiny profile serves, so every code path runs offline (results mean nothing)."""
+    base_dim = encoders["clip"].dim
+    with torch.random.fork_rng():  # seeded, without disturbing anyone else's random stream
+        torch.manual_seed(TINY_SEED)
+        heads = {leaf: ExMCRHead(dim_in=encoders[leaf].dim, hidden=2 * base_dim, dim_out=base_dim).eval()
+                 for leaf in ("clap", "ulip")}
+    return UnifiedSpace.build("ex-mcr", heads, base="clip", source="untrained tiny space")
 
 
 def load_spaces(spec: str | Path, revision: str | None = None) -> dict[str, UnifiedSpace]:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 import yaml
 
 from cmcr.evaluation.protocols import markdown_table
+from cmcr.models.registry import ENCODER_MODALITIES
 
 TAGS = ("cmcr", "c-mcr", "ex-mcr", "cross-modal-retrieval", "multimodal", "clip", "clap", "ulip",
         "audio", "image", "3d", "point-cloud")
@@ -133,7 +134,7 @@ def _encoders(config: Mapping) -> str:
 def _usage(config: Mapping, repo_id: str | None) -> str:
     where = repo_id or "path/to/this/folder"
     leaf = config["leaves"][0]
-    modality = {"clap": "audio", "ulip": "points", "clip": "image"}.get(leaf, "text")
+    modality = next((m for m in ENCODER_MODALITIES.get(leaf, ()) if m != "text"), "text")
     return f"""```python
 import cmcr
 from cmcr.models.encoders import build_encoder

@@ -38,10 +38,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from cmcr.errors import InputError
+from cmcr.models.registry import MODALITIES
 from cmcr.data.media.points import FILE_SUFFIXES as POINT_FILE_SUFFIXES
 
 FORMAT_VERSION = 1
-MODALITIES = ("text", "image", "audio", "points")
 THUMBNAIL_PIXELS = 256
 PREVIEW_AUDIO_SECONDS = 10.0
 AUDIO_RATE = 48000

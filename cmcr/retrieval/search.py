@@ -15,16 +15,9 @@ from typing import Any
 import numpy as np
 
 from cmcr.errors import InputError
+from cmcr.models.registry import MODALITY_ENCODERS
 from cmcr.retrieval.gallery import Gallery, Hit, space_identity
 
-# Preferred encoder per modality; the first one the space can project is used. Text and images
-# go through CLIP, the Ex-MCR base, so that they need no head at all.
-ENCODER_PREFERENCE: dict[str, tuple[str, ...]] = {
-    "text": ("clip", "clap"),
-    "image": ("clip", "ulip"),
-    "audio": ("clap",),
-    "points": ("ulip",),
-}
 # CLIP's learned logit scale; zero-shot probabilities are softmax(scale * cosine).
 LOGIT_SCALE = 100.0
 
@@ -75,14 +68,14 @@ class SpaceEmbedder:
 
     def encoder_for(self, modality: str) -> str:
         """The encoder this embedder uses for `modality`, or a message saying why there is none."""
-        if modality not in ENCODER_PREFERENCE:
-            raise InputError(f"Unknown modality {modality!r}; choose one of {', '.join(ENCODER_PREFERENCE)}.")
-        for name in ENCODER_PREFERENCE[modality]:
+        if modality not in MODALITY_ENCODERS:
+            raise InputError(f"Unknown modality {modality!r}; choose one of {', '.join(MODALITY_ENCODERS)}.")
+        for name in MODALITY_ENCODERS[modality]:
             if name in self.space.encoders and name in self.encoders:
                 return name
         raise InputError(
             f"This space cannot place {modality} inputs: it projects {', '.join(self.space.encoders)}, "
-            f"and {modality} needs {' or '.join(ENCODER_PREFERENCE[modality])}."
+            f"and {modality} needs {' or '.join(MODALITY_ENCODERS[modality])}."
         )
 
     def decode(self, modality: str, source: Any, *, reduced: bool = False) -> Any:
@@ -110,7 +103,7 @@ class SpaceEmbedder:
             if isinstance(source, np.ndarray):
                 return media.normalise_points(source, num_points=len(source))
             return media.load_points(source)
-        raise InputError(f"Unknown modality {modality!r}; choose one of {', '.join(ENCODER_PREFERENCE)}.")
+        raise InputError(f"Unknown modality {modality!r}; choose one of {', '.join(MODALITY_ENCODERS)}.")
 
     def _image_side(self) -> int | None:
         preparer = self.encoders[self.encoder_for("image")].preparer("image")
@@ -160,7 +153,7 @@ def load_embedder(space: str | None = None, profile: str = "full", device: str |
 
         unified = UnifiedSpace.from_pretrained(space, revision=revision)
     elif profile == "tiny":
-        from studio.service import tiny_space
+        from cmcr.models.space import tiny_space
 
         unified = tiny_space(encoders)
     else:

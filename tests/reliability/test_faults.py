@@ -106,7 +106,7 @@ def test_a_space_through_a_flaky_hub_loads_identical(fake_hub, tmp_path, offline
 
     from cmcr.models.encoders import build_encoder
     from cmcr.models.space import UnifiedSpace
-    from studio.service import tiny_space
+    from cmcr.models.space import tiny_space
 
     encoders = {name: build_encoder(name, "tiny", device="cpu") for name in ("clip", "clap", "ulip")}
     space = tiny_space(encoders)

@@ -77,7 +77,7 @@ def test_a_gallery_refuses_another_spaces_queries(tiny_embedder, asset_gallery):
     import torch
 
     from cmcr.models.encoders import build_encoder
-    from studio.service import tiny_space
+    from cmcr.models.space import tiny_space
 
     other = tiny_space(tiny_embedder.encoders)
     with torch.no_grad():

@@ -14,14 +14,14 @@ Writing an encoder (the contract `cmcr.models.encoders.ulip` follows too):
 
     class FooEncoder(BaseEncoder):
         name = "foo"                          # registers the class under this name
-        modalities = ("text", "image")
+        modalities = ("text", "image")        # or leave it to cmcr.models.registry.ENCODERS
         profiles = {"full": FooConfig(dim=512), "tiny": FooConfig(dim=512, width=8)}
 
         def _load(self) -> None: ...          # build the model on self.device (called once)
         def _forward(self, modality, items) -> torch.Tensor: ...   # (len(items), dim)
         def preparer(self, modality): ...     # optional: model-free work for DataLoader workers
 
-and add its module to `ENCODER_MODULES`. `_forward` runs under `torch.inference_mode()` and the
+and add it to `cmcr.models.registry.ENCODERS`. `_forward` runs under `torch.inference_mode()` and the
 configured autocast; it may return any float dtype and need not normalise.
 
 Constructing an encoder is cheap (no weights, no downloads): the app can build every encoder at
@@ -45,12 +45,9 @@ import torch
 import torch.nn.functional as F
 
 from cmcr.errors import CheckpointError, InputError
+from cmcr.models.registry import ENCODERS
 
-ENCODER_MODULES: dict[str, str] = {
-    "clip": "cmcr.models.encoders.clip",
-    "clap": "cmcr.models.encoders.clap",
-    "ulip": "cmcr.models.encoders.ulip",
-}
+ENCODER_MODULES: dict[str, str] = {name: info.module for name, info in ENCODERS.items()}
 PROFILES: tuple[str, ...] = ("full", "tiny")
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -114,6 +111,8 @@ class BaseEncoder(ABC):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "name" in cls.__dict__:
+            if "modalities" not in cls.__dict__:  # ours are written once, in the registry
+                cls.modalities = ENCODERS[cls.name].modalities
             _ENCODER_CLASSES[cls.name] = cls
 
     def __init__(self, config: EncoderConfig, device: str | torch.device | None = None) -> None:

@@ -341,7 +341,6 @@ class ClapEncoder(BaseEncoder):
     """CLAP text and audio towers (48 kHz mono float32 audio of any length)."""
 
     name: ClassVar[str] = "clap"
-    modalities: ClassVar[tuple[str, ...]] = ("text", "audio")
     profiles: ClassVar[dict[str, ClapConfig]] = CLAP_PROFILES
 
     def _load(self) -> None:

@@ -119,7 +119,6 @@ class ClipEncoder(BaseEncoder):
     """CLIP image and text towers; images go through open_clip's eval preprocessing."""
 
     name: ClassVar[str] = "clip"
-    modalities: ClassVar[tuple[str, ...]] = ("text", "image")
     profiles: ClassVar[dict[str, ClipConfig]] = CLIP_PROFILES
 
     def _load(self) -> None:

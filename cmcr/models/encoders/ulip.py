@@ -222,7 +222,6 @@ class ULIPEncoder(BaseEncoder):
     """ULIP-2 PointBERT (`points`) and its SLIP image tower (`image`)."""
 
     name = "ulip"
-    modalities = ("points", "image")
     profiles = ULIP_PROFILES
     config: ULIPConfig
 
