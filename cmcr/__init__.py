@@ -3,12 +3,11 @@
 The package, layer by layer (each imports only the layers below it; docs/architecture.md is the map):
 
     cmcr.pipeline      raw data → features → projectors → evaluation → model card → Hub, end to end
-    cmcr.publishing    model cards and Hub-ready space folders
     cmcr.evaluation    metrics (a leaf), the synthetic world, R@k / ModelNet40 protocols, the official check
     cmcr.retrieval     galleries (index, store, ingest, Hub), search and zero-shot classification
     cmcr.training      semantic enhancement, losses, the trainer and its config
     cmcr.data          media decoding (all input validation), feature memories, extraction, corpus
-    cmcr.models        the registry, frozen encoders, projector heads, UnifiedSpace
+    cmcr.models        the registry, frozen encoders, projector heads, UnifiedSpace and its model card
     cmcr.hub, config, atomic, cli, errors   the ground floor
 
 The public names below are importable from the package root and load their layer on first use, so

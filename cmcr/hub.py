@@ -16,10 +16,9 @@ and are never logged or put into messages.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-import os
 import re
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import get_session
 
+from cmcr.atomic import replacing, write_text
 from cmcr.errors import CheckpointError, HubUnavailableError, InputError
 from cmcr.models.registry import ENV_RAW_ENDPOINT, ReleaseFile, raw_endpoint
 
@@ -51,9 +51,8 @@ FIRST_BACKOFF_S = 0.5
 RETRY_BUDGET_S = 15.0
 TRANSIENT_STATUS = (408, 429, 500, 502, 503, 504)
 HASH_CHUNK = 16 * 1024 * 1024
-# Files verified in this process, keyed by (path, size, mtime_ns, inode). A file modified less than
-# RACY_S ago is re-hashed every time, so a change landing within one timestamp tick is still seen.
-_VERIFIED: set[tuple] = set()
+# A file modified less than RACY_S ago is re-hashed every time (no record is kept), so a change
+# landing within one timestamp tick of its verification is still seen.
 RACY_S = 2.0
 
 _NOT_FOUND = (RepositoryNotFoundError, RevisionNotFoundError, RemoteEntryNotFoundError)
@@ -101,7 +100,7 @@ def is_offline(endpoint: str | None = None, *, timeout: float = PROBE_TIMEOUT_S)
 
 def download_file(repo_id: str, filename: str, *, revision: str | None = None, repo_type: str = "model",
                   cache_dir: str | Path | None = None, endpoint: str | None = None,
-                  token: str | None = None) -> Path:
+                  token: str | None = None, local_files_only: bool = False) -> Path:
     """Path of `filename` from the Hub (or the cache when the Hub is unreachable), verified."""
     request = _Request(repo_id, repo_type, revision, f"'{filename}'", _as_path(cache_dir), _endpoint(endpoint),
                        token)
@@ -109,12 +108,12 @@ def download_file(repo_id: str, filename: str, *, revision: str | None = None, r
     def fetch(**options) -> str:
         return hf_hub_download(repo_id, filename, revision=revision, **request.client_args(), **options)
 
-    return _obtain(request, fetch)
+    return _obtain(request, fetch, local_files_only=local_files_only)
 
 
 def download_snapshot(repo_id: str, *, revision: str | None = None, repo_type: str = "model",
                       allow_patterns: list[str] | str | None = None, cache_dir: str | Path | None = None,
-                      endpoint: str | None = None, token: str | None = None) -> Path:
+                      endpoint: str | None = None, token: str | None = None, local_files_only: bool = False) -> Path:
     """Folder holding the repo's files at one commit (those matching `allow_patterns`), verified."""
     what = "the files" if allow_patterns is None else f"the files matching {allow_patterns}"
     request = _Request(repo_id, repo_type, revision, what, _as_path(cache_dir), _endpoint(endpoint), token)
@@ -123,18 +122,18 @@ def download_snapshot(repo_id: str, *, revision: str | None = None, repo_type: s
         return snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns,
                                  **request.client_args(), **options)
 
-    return _obtain(request, fetch)
+    return _obtain(request, fetch, local_files_only=local_files_only)
 
 
 def download_space(repo_id: str, revision: str | None = None, *, cache_dir: str | Path | None = None,
-                   endpoint: str | None = None, token: str | None = None) -> Path:
+                   endpoint: str | None = None, token: str | bool | None = None, local_files_only: bool = False) -> Path:
     """Folder with a trained space's config.json, model.safetensors and README.md, all of one commit.
 
     Only those files are fetched: a space repo may hold other things (plots, pickles) that loading
     must never touch.
     """
     folder = download_snapshot(repo_id, revision=revision, allow_patterns=list(SPACE_FILES), cache_dir=cache_dir,
-                               endpoint=endpoint, token=token)
+                               endpoint=endpoint, token=token, local_files_only=local_files_only)
     missing = [name for name in REQUIRED_SPACE_FILES if not (folder / name).is_file()]
     if missing:
         raise CheckpointError(f"Hub repo '{repo_id}' (revision '{revision or 'main'}') is not a C-MCR space: "
@@ -185,19 +184,13 @@ def download_release_file(file: ReleaseFile, *, cache_dir: str | Path | None = N
 
 def _fetch_release(url: str, target: Path, file: ReleaseFile) -> str:
     """Stream `url` into a temporary file beside `target`, check its blob id, then swap it in."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
+    with replacing(target, suffix=".part") as partial:
+        with partial.open("wb") as stream:
             http_get(url, stream, displayed_filename=file.name)
-        got = _blob_id(Path(partial))
+        got = _blob_id(partial)
         if got != file.blob:
             raise CheckpointError(f"{url} served a file whose git blob id is {got}, not the pinned {file.blob}: "
                                   "the host or a proxy is serving other bytes. Nothing was kept; try again later.")
-        os.replace(partial, target)
-    finally:
-        if os.path.exists(partial):
-            os.unlink(partial)
     return str(target)
 
 
@@ -258,10 +251,12 @@ def push_folder(folder: str | Path, repo_id: str, *, private: bool = False, revi
             f"are untouched. Retry with: {retry_command}") from error
 
 
-def _obtain(request: _Request, fetch: Callable[..., str]) -> Path:
+def _obtain(request: _Request, fetch: Callable[..., str], *, local_files_only: bool = False) -> Path:
     """Online with bounded retries when the Hub answers the probe, else (or after failing) the cache."""
     online_error: BaseException | None = None
-    if is_offline(request.endpoint):
+    if local_files_only:
+        online_error = ConnectionError("local_files_only=True was asked for")
+    elif is_offline(request.endpoint):
         online_error = ConnectionError("HF_HUB_OFFLINE is set" if constants.is_offline_mode() else
                                        f"{request.endpoint} failed a {PROBE_TIMEOUT_S:.0f}-second reachability check")
     else:
@@ -346,13 +341,16 @@ def _refetch(request: _Request, file: Path) -> None:
 def _intact(file: Path) -> bool:
     """Whether the cached blob behind `file` hashes to its name (the ETag the cache stored it under).
 
-    Files the cache keeps as plain copies (no symlinks) or under another ETag format are trusted.
+    A blob that hashed right is recorded (`verified_dir()`) with its path, size, mtime and inode, so
+    later starts skip re-hashing multi-GB checkpoints until the file changes. Files the cache keeps
+    as plain copies (no symlinks) or under another ETag format are trusted.
     """
     blob = file.resolve()
     etag = blob.name
     stat = blob.stat()
-    stamp = (str(blob), stat.st_size, stat.st_mtime_ns, stat.st_ino)
-    if stamp in _VERIFIED:
+    stamp = json.dumps([str(blob), stat.st_size, stat.st_mtime_ns, stat.st_ino])
+    record = verified_dir() / etag
+    if record.is_file() and record.read_text() == stamp:
         return True
     if re.fullmatch(r"[0-9a-f]{64}", etag):
         digest = _file_digest(blob, hashlib.sha256())
@@ -363,8 +361,13 @@ def _intact(file: Path) -> bool:
     if digest != etag:
         return False
     if time.time_ns() - stat.st_mtime_ns > RACY_S * 1e9:
-        _VERIFIED.add(stamp)
+        write_text(record, stamp)
     return True
+
+
+def verified_dir() -> Path:
+    """Where the records of verified cache blobs live (beside the Hub cache, in HF_HOME)."""
+    return Path(constants.HF_HOME) / "cmcr" / "verified"
 
 
 def _as_path(cache_dir: str | Path | None) -> Path | None:

@@ -1,7 +1,7 @@
 """One command from raw data to weights on the Hub: what `python scripts/train.py` runs.
 
     sources → features (cached, cmcr.data.extract) → both connections (cmcr.training.trainer) → held-out
-    evaluation (cmcr.evaluation.protocols) → space folder + model card (cmcr.publishing.card) → Hub (cmcr.hub)
+    evaluation (cmcr.evaluation.protocols) → space folder + model card (cmcr.models.card) → Hub (cmcr.hub)
 
 The run is described by one YAML/TOML file (configs/default.yaml, configs/tiny.yaml) plus
 `--set section.key=value` overrides. Everything it writes goes under `output`:
@@ -465,7 +465,7 @@ def _strict(values: Any) -> Any:
 def write_space_folder(folder: Path, trained: TrainedSpace, config: PipelineConfig, notes: list[str]) -> Path:
     """Save weights, config, curves, training.json and the model card, then swap the folder in
     whole: a crash mid-way never leaves a half-written space under the real name."""
-    from cmcr.publishing.card import render_model_card
+    from cmcr.models.card import render_model_card
     from cmcr.training.trainer import save_training_curve
 
     def build(staging: Path) -> None:

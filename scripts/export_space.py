@@ -15,11 +15,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from cmcr.atomic import replace_folder
 from cmcr.cli import run_reporting_errors
 from cmcr.errors import InputError
 from cmcr.hub import push_folder
 from cmcr.models.registry import GROUPS, list_pretrained
-from cmcr.publishing.export import export_space
 from cmcr.models.space import UnifiedSpace
 
 
@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> None:
                          + ", ".join(GROUPS[args.space]))
     space = UnifiedSpace.from_pretrained(args.space)
     output = args.output or Path("spaces") / Path(args.space).name
-    folder = export_space(space, output, repo_id=args.push_to_hub)
+    card = {"repo_id": args.push_to_hub}
+    folder = replace_folder(output, lambda staging: space.save_pretrained(staging, model_card_kwargs=card))
     print(f"saved: {folder}")
     if args.push_to_hub:
         retry = f"python scripts/export_space.py {args.space} --output {folder} --push-to-hub {args.push_to_hub}"

@@ -33,16 +33,18 @@ class EncoderInfo:
     dim: int
     module: str
     weights: str
+    hub_model: str | None  # the model repo a card names as base_model (ULIP's weights sit in a dataset repo)
 
 
 ENCODERS: dict[str, EncoderInfo] = {
     info.name: info for info in (
         EncoderInfo("clip", ("text", "image"), 512, "cmcr.models.encoders.clip",
-                    "open_clip ViT-B-32, pretrained 'openai' (= openai/clip-vit-base-patch32)"),
+                    "open_clip ViT-B-32, pretrained 'openai' (= openai/clip-vit-base-patch32)",
+                    "openai/clip-vit-base-patch32"),
         EncoderInfo("clap", ("text", "audio"), 512, "cmcr.models.encoders.clap",
-                    "laion_clap 630k-fusion-best.pt (lukewys/laion_clap), enable_fusion=True"),
+                    "laion_clap 630k-fusion-best.pt (lukewys/laion_clap), enable_fusion=True", "lukewys/laion_clap"),
         EncoderInfo("ulip", ("points", "image"), 512, "cmcr.models.encoders.ulip",
-                    "ULIP-2 PointBERT pointbert_ULIP-2.pt (SFXX/ulip)"),
+                    "ULIP-2 PointBERT pointbert_ULIP-2.pt (SFXX/ulip)", None),
     )
 }
 ENCODER_MODALITIES: dict[str, tuple[str, ...]] = {name: info.modalities for name, info in ENCODERS.items()}

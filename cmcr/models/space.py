@@ -1,34 +1,39 @@
 """UnifiedSpace: trained heads plus the config that says how to use them (public API).
 
-A space is a folder of two files: `config.json` (plain data: method, encoders, head specs,
-hyperparameters, metrics) and `model.safetensors` (tensors only), so loading a space from the
-Hub never unpickles anything. Heads are rebuilt from their specs by `cmcr.models.heads.build_head`.
+A space is a folder of `config.json`, `model.safetensors` and a model card (`space_format` says what
+each holds), so loading one from the Hub never unpickles anything. It is an `nn.Module` (`.to`,
+`.eval`, `.state_dict` work as everywhere in PyTorch) and a `huggingface_hub.PyTorchModelHubMixin`:
+`save_pretrained`, `push_to_hub` and `from_pretrained(repo, revision=, token=, cache_dir=,
+local_files_only=)` behave as they do for any Hub model. Loading is ours, not the mixin's default,
+because it must refuse what it cannot use with our error types (a missing repo, a damaged file, a
+config that does not describe its weights), resolve the pretrained names of `cmcr.models.registry`,
+and build the heads from their specs on the meta device before the weights back them.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import os
 import re
-import shutil
-import tempfile
-from pathlib import Path
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from huggingface_hub import ModelCard, PyTorchModelHubMixin
+from safetensors.torch import save_file
 from torch import nn
 
+from cmcr.atomic import replace_folder, replacing, write_json
 from cmcr.errors import CheckpointError, InputError
+from cmcr.hub import download_release_file, download_space
+from cmcr.models.card import PIPELINE_TAG, TAGS, space_card
 from cmcr.models.heads import LAYOUT_EXMCR, ExMCRHead, build_head, load_official
 from cmcr.models.registry import ENCODER_MODALITIES, GROUPS, PRETRAINED, is_pretrained_name, list_pretrained
+from cmcr.models.space_format import (CARD_NAME, CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, check_config,
+                                      check_shape, config_heads, file_tensors, head_state, read_config,
+                                      read_weights)
 
-FORMAT_VERSION = 1
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-METHODS = ("ex-mcr", "c-mcr")
 # Rows projected per step: bounds host/GPU memory when a caller hands us a 1M-row memory map.
 CHUNK_ROWS = 65536
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
@@ -36,19 +41,23 @@ _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 Features = np.ndarray | torch.Tensor
 
 
-class UnifiedSpace:
+class UnifiedSpace(nn.Module, PyTorchModelHubMixin, library_name="cmcr", pipeline_tag=PIPELINE_TAG,
+                   tags=list(TAGS)):
     """Frozen heads that map encoder embeddings into one shared unit sphere.
 
     Ex-MCR: `config["base"]` (CLIP) passes through unprojected and every leaf has a head into
     base space. C-MCR: the two encoders of one connection each have a head.
     """
 
-    def __init__(self, config: dict, heads: dict[str, nn.Module]) -> None:
+    def __init__(self, config: dict, heads: dict[str, nn.Module] | None = None) -> None:
+        """`heads` None: fresh heads built from the config's specs (weights still to be loaded)."""
+        super().__init__()
         self.config = copy.deepcopy(config)
-        _check_config(self.config, heads)
-        self.heads = nn.ModuleDict(heads).eval()
-        for parameter in self.heads.parameters():
-            parameter.requires_grad_(False)
+        heads = heads if heads is not None else {name: build_head(spec) for name, spec in config_heads(config).items()}
+        check_config(self.config, heads)
+        self.heads = nn.ModuleDict(heads)
+        self.eval()
+        self.requires_grad_(False)
 
     # --- construction -----------------------------------------------------------------------
 
@@ -119,14 +128,18 @@ class UnifiedSpace:
         return cls.build("c-mcr", imported[0].heads, source=f"official: {names}")
 
     @classmethod
-    def from_pretrained(cls, path_or_repo_id: str | Path, revision: str | None = None) -> "UnifiedSpace":
-        """Load a space by pretrained name (`official-ex-mcr`, see `cmcr.models.registry`), from a local
-        folder, or from a Hub repo id (`owner/name`)."""
-        if is_pretrained_name(str(path_or_repo_id)):
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, revision: str | None = None, *,
+                        token: str | bool | None = None, cache_dir: str | Path | None = None,
+                        local_files_only: bool = False, **_: Any) -> "UnifiedSpace":
+        """Load a space by pretrained name (`official-ex-mcr`, see `cmcr.models.registry`), from a
+        local folder, or from a Hub repo id (`owner/name`) at `revision`, with the Hub client's
+        `token`, `cache_dir` and `local_files_only` meanings."""
+        name = str(pretrained_model_name_or_path)
+        if is_pretrained_name(name):
             if revision is not None:
-                raise InputError(f"revision={revision!r} applies to Hub repo ids; {path_or_repo_id} is pinned")
-            return cls.from_release(str(path_or_repo_id))
-        path = Path(path_or_repo_id).expanduser()
+                raise InputError(f"revision={revision!r} applies to Hub repo ids; {name} is pinned")
+            return cls.from_release(name)
+        path = Path(pretrained_model_name_or_path).expanduser()
         if path.is_dir():
             if revision is not None:
                 raise InputError(f"revision={revision!r} applies to Hub repo ids, not the folder {path}")
@@ -135,14 +148,13 @@ class UnifiedSpace:
             raise CheckpointError(
                 f"{path} is a file; a space is a folder holding {CONFIG_NAME} and {WEIGHTS_NAME}"
             )
-        if not _REPO_ID.fullmatch(str(path_or_repo_id)):
+        if not _REPO_ID.fullmatch(name):
             raise CheckpointError(
-                f"{str(path_or_repo_id)!r} is neither an existing folder nor a Hub repo id (owner/name) nor a "
+                f"{name!r} is neither an existing folder nor a Hub repo id (owner/name) nor a "
                 f"pretrained name ({', '.join(list_pretrained())})"
             )
-        from cmcr.hub import download_space  # lazy: huggingface_hub is only needed for the Hub
-
-        return cls._load_folder(Path(download_space(str(path_or_repo_id), revision)))
+        folder = download_space(name, revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only)
+        return cls._load_folder(Path(folder))
 
     @classmethod
     def from_release(cls, name: str) -> "UnifiedSpace":
@@ -151,8 +163,6 @@ class UnifiedSpace:
         if name in GROUPS:
             raise InputError(f"{name} stands for {len(GROUPS[name])} spaces ({', '.join(GROUPS[name])}); load "
                              f"one of them, or all with cmcr.load_spaces({name!r})")
-        from cmcr.hub import download_release_file  # lazy: huggingface_hub is only needed for downloads
-
         entry = PRETRAINED[name]
         paths = [download_release_file(file) for file in entry.files]
         imported = cls.from_official(paths, leaves=[file.leaf for file in entry.files])
@@ -165,19 +175,17 @@ class UnifiedSpace:
 
     @classmethod
     def _load_folder(cls, folder: Path) -> "UnifiedSpace":
-        config = _read_config(folder / CONFIG_NAME)
-        tensors = _read_weights(folder / WEIGHTS_NAME)
+        config = read_config(folder / CONFIG_NAME)
+        tensors = read_weights(folder / WEIGHTS_NAME)
         try:  # on "meta": sizes a config claims cost nothing until the weights file backs them
             with torch.device("meta"):
-                heads = {name: build_head(spec) for name, spec in _config_heads(config).items()}
+                heads = {name: build_head(spec) for name, spec in config_heads(config).items()}
         except (RuntimeError, TypeError, OverflowError) as exc:  # torch's words for sizes past int64
             raise CheckpointError(f"{folder / CONFIG_NAME} describes heads that cannot be built: "
                                   f"{str(exc).splitlines()[0]}") from exc
         for name, head in heads.items():
-            prefix = f"{name}."
-            own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
             try:
-                head.load_state_dict(own, strict=True, assign=True)
+                head.load_state_dict(head_state(tensors, name), strict=True, assign=True)
                 head.float()  # assign keeps the file's dtype; the heads compute in float32 as built
             except RuntimeError as exc:
                 raise CheckpointError(f"{folder / WEIGHTS_NAME} does not fit head {name!r}: {exc}") from exc
@@ -188,35 +196,38 @@ class UnifiedSpace:
 
     # --- saving -----------------------------------------------------------------------------
 
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write config.json + model.safetensors.
+    def save_pretrained(self, save_directory: str | Path, *, config: dict | None = None, repo_id: str | None = None,
+                        push_to_hub: bool = False, model_card_kwargs: dict | None = None,
+                        **push_to_hub_kwargs: Any) -> Path | str:
+        """Write config.json, model.safetensors and, where none is there yet, the model card
+        (`model_card_kwargs` go to `cmcr.models.card.space_card`).
 
-        A new folder appears whole or not at all (written beside it, then renamed). Into an
-        existing folder (which may hold a model card) each file is replaced atomically.
+        A new folder appears whole or not at all (built beside it, then renamed); in an existing
+        folder (which may hold a richer card) each file is replaced atomically. With `push_to_hub`,
+        the folder is then pushed as the mixin does and the commit URL returned.
         """
-        from safetensors.torch import save_file
-
-        directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-        try:
-            save_file(self._tensors(), str(staging / WEIGHTS_NAME), metadata={"format": "pt"})
-            (staging / CONFIG_NAME).write_text(json.dumps(self.config, indent=2, allow_nan=False) + "\n")
-            if directory.exists():
-                for name in (WEIGHTS_NAME, CONFIG_NAME):
-                    os.replace(staging / name, directory / name)
-            else:
-                os.replace(staging, directory)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        if config is not None and config != self.config:
+            raise InputError("a space's config is its own; build a new UnifiedSpace to change it")
+        directory = Path(save_directory)
+        card = self.generate_model_card(**(model_card_kwargs or {}))
+        if directory.is_dir():
+            self._write_files(directory, card if not (directory / CARD_NAME).exists() else None)
+        else:
+            replace_folder(directory, lambda staging: self._write_files(staging, card))
+        if push_to_hub:
+            return self.push_to_hub(repo_id or directory.name, model_card_kwargs=model_card_kwargs, **push_to_hub_kwargs)
         return directory
 
-    def _tensors(self) -> dict[str, torch.Tensor]:
-        return {
-            f"{name}.{key}": tensor.detach().cpu().contiguous()
-            for name, head in self.heads.items()
-            for key, tensor in head.state_dict().items()
-        }
+    def _write_files(self, folder: Path, card: ModelCard | None) -> None:
+        with replacing(folder / WEIGHTS_NAME) as weights:
+            save_file(file_tensors(self.heads), str(weights), metadata={"format": "pt"})
+        write_json(folder / CONFIG_NAME, self.config)
+        if card is not None:
+            card.save(folder / CARD_NAME)
+
+    def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
+        """The space's card (the mixin calls this for `save_pretrained` and `push_to_hub`)."""
+        return space_card(self.config, **kwargs)
 
     # --- use --------------------------------------------------------------------------------
 
@@ -245,9 +256,8 @@ class UnifiedSpace:
     def modalities(self, encoder: str) -> list[str]:
         return list(self.config["encoders"][encoder]["modalities"])
 
-    def to(self, device: str | torch.device) -> "UnifiedSpace":
-        self.heads.to(device)
-        return self
+    def forward(self, encoder: str, modality: str, features: Features) -> Features:
+        return self.project(encoder, modality, features)
 
     def project(self, encoder: str, modality: str, features: Features) -> Features:
         """Map embeddings of `encoder` into the space: unit rows of width `space.dim`.
@@ -257,7 +267,7 @@ class UnifiedSpace:
         """
         self._check_route(encoder, modality)
         in_dim = self.config["encoders"][encoder]["dim"]
-        _check_shape(features, in_dim, f"{encoder}/{modality}")
+        check_shape(features, in_dim, f"{encoder}/{modality}")
         rows = features.reshape(1, -1) if features.ndim == 1 else features
         if isinstance(rows, np.ndarray):
             out = self._project_array(encoder, rows)
@@ -354,89 +364,3 @@ def _spaces_of(part: str, revision: str | None) -> dict[str, UnifiedSpace]:
         if members:
             return {f"{part.rstrip('/')}/{child.name}": UnifiedSpace.from_pretrained(child) for child in members}
     return {part: UnifiedSpace.from_pretrained(part, revision=revision)}
-
-
-def _check_shape(features: Any, in_dim: int, what: str) -> None:
-    if isinstance(features, np.ndarray):
-        floating = features.dtype.kind == "f"
-    elif isinstance(features, torch.Tensor):
-        floating = features.is_floating_point()
-    else:
-        raise InputError(f"{what} features must be a numpy array or a torch tensor, "
-                         f"not {type(features).__name__}")
-    if not floating:
-        raise InputError(f"{what} features must be floating point, got {features.dtype}")
-    if features.ndim not in (1, 2) or features.shape[-1] != in_dim:
-        raise InputError(
-            f"{what} features must have shape (N, {in_dim}) or ({in_dim},), got {tuple(features.shape)}"
-        )
-
-
-def _read_config(path: Path) -> dict:
-    if not path.is_file():
-        raise CheckpointError(f"{path} is missing: not a saved UnifiedSpace folder")
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{path} must hold a JSON object")
-    return config
-
-
-def _config_heads(config: dict) -> dict:
-    heads = config.get("heads")
-    if not isinstance(heads, dict) or not heads:
-        raise CheckpointError("config.json lacks the 'heads' table (encoder → head spec)")
-    return heads
-
-
-def _read_weights(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        raise CheckpointError(f"{path} is missing: the space has no weights")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a readable safetensors file: {exc}") from exc
-
-
-def _check_config(config: dict, heads: dict[str, nn.Module]) -> None:
-    """Refuse a config that does not describe these heads; every problem in one message."""
-    problems = []
-    method, base = config.get("method"), config.get("base")
-    encoders = config.get("encoders") if isinstance(config.get("encoders"), dict) else {}
-    dim = config.get("dim")
-    if config.get("format_version") != FORMAT_VERSION:
-        problems.append(f"format_version must be {FORMAT_VERSION}")
-    if method not in METHODS:
-        problems.append(f"method must be one of {list(METHODS)}, got {method!r}")
-    if method == "ex-mcr" and (base is None or base in heads or not heads):
-        problems.append("an ex-mcr space needs a base encoder without a head and at least one leaf head")
-    if method == "c-mcr" and (base is not None or len(heads) != 2):
-        problems.append("a c-mcr space has no base and exactly two heads")
-    if config.get("leaves") != sorted(heads):
-        problems.append(f"leaves {config.get('leaves')!r} must list the heads {sorted(heads)}")
-    if sorted(encoders) != sorted(([base] if base else []) + list(heads)):
-        problems.append(f"encoders {sorted(encoders)} must be the base plus the heads")
-    for name, entry in encoders.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("modalities"), list) \
-                or not entry.get("modalities") or not isinstance(entry.get("dim"), int):
-            problems.append(f"encoders[{name!r}] needs 'dim' (int) and a non-empty 'modalities' list")
-    for name, head in heads.items():
-        spec = getattr(head, "spec", None)
-        if spec != config.get("heads", {}).get(name):
-            problems.append(f"heads[{name!r}] spec {config.get('heads', {}).get(name)!r} != module {spec!r}")
-        elif spec["dim_out"] != dim or spec["dim_in"] != encoders.get(name, {}).get("dim"):
-            problems.append(f"head {name!r} maps {spec['dim_in']}→{spec['dim_out']}, config says "
-                            f"{encoders.get(name, {}).get('dim')}→{dim}")
-    if base and encoders.get(base, {}).get("dim") != dim:
-        problems.append(f"base encoder {base!r} must have the space's dim {dim}")
-    try:
-        json.dumps(config, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        problems.append(f"config must be strict JSON (no NaN, only plain data): {exc}")
-    if problems:
-        raise CheckpointError("invalid UnifiedSpace config: " + "; ".join(problems))

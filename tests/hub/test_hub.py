@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -222,3 +223,19 @@ def test_is_offline_probe(fake_hub, offline_hub):
     started = time.monotonic()
     assert is_offline(timeout=0.2) is True
     assert time.monotonic() - started < 1.0
+
+
+def test_verified_blobs_are_not_hashed_again_by_a_later_process(fake_hub, hub_cache, monkeypatch):
+    import cmcr.hub as hub
+
+    fake_hub.add_repo("hb/verified-once", {"weights.bin": b"w" * 4096})
+    path = hub.download_file("hb/verified-once", "weights.bin", cache_dir=hub_cache)
+    blob = path.resolve()
+    old = time.time() - 60  # older than the racy window, as a file downloaded on an earlier day
+    os.utime(blob, (old, old))
+    assert hub._intact(path) and (hub.verified_dir() / blob.name).is_file()
+    monkeypatch.setattr(hub, "_file_digest", lambda *args: pytest.fail("re-hashed a verified blob"))
+    assert hub._intact(path)  # the record, not the hash, answers now
+    blob.write_bytes(b"x" * 4096)  # changed content, new mtime: the record no longer matches
+    monkeypatch.undo()
+    assert not hub._intact(path)

@@ -167,7 +167,7 @@ def test_save_and_load_round_trip(exmcr_space, tmp_path):
     target = tmp_path / "space"
     assert exmcr_space.save_pretrained(target) == target
     assert sorted(p.name for p in tmp_path.iterdir()) == ["space"]  # no staging left behind
-    assert sorted(p.name for p in target.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in target.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     loaded = cmcr.UnifiedSpace.from_pretrained(target)
     assert loaded.config == exmcr_space.config
     for encoder, modality, width in (("clap", "audio", DIM_IN), ("ulip", "points", 10), ("clip", "text", DIM)):

@@ -1,9 +1,11 @@
-"""The model card (README.md) of a trained space folder, as the Hub shows it.
+"""The model card (README.md) of a space, as the Hub shows it: a `huggingface_hub.ModelCard`.
 
 A space on the Hub is only as useful as what its card says: which frozen encoders (and which of
 their weights) the heads expect, how well the heads did on held-out data next to chance, how
-training went, how to load it, and whose work it builds on. Everything here is rendered from
-plain data the pipeline already has, so the card can never disagree with config.json.
+training went, how to load it, and whose work it builds on. Everything is rendered from plain data
+(config.json and what the pipeline measured), so the card can never disagree with the weights. The
+metadata block uses the fields the Hub understands: `library_name`, `license`, `pipeline_tag`,
+`base_model` (the encoders' Hub repos), `datasets` and `model-index` (the held-out results).
 """
 
 from __future__ import annotations
@@ -11,9 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import yaml
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from cmcr.evaluation.protocols import markdown_table
-from cmcr.models.registry import ENCODER_MODALITIES
+from cmcr.models.registry import ENCODER_MODALITIES, ENCODERS
+
+PIPELINE_TAG = "feature-extraction"
+REPORTED_METRICS = ("R@1", "R@5", "R@10", "mAP")
 
 TAGS = ("cmcr", "c-mcr", "ex-mcr", "cross-modal-retrieval", "multimodal", "clip", "clap", "ulip",
         "audio", "image", "3d", "point-cloud")
@@ -27,16 +33,16 @@ OWN_HEADS = ("The trained heads here are released under Apache-2.0, the license 
              "encoders are not part of this repo: each keeps its own license; check it before use.")
 
 
-def render_model_card(
+def space_card(
     config: Mapping,
     *,
-    evaluation: Mapping[str, Mapping[str, Mapping[str, float]]] | None,
+    evaluation: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
     curves: Mapping[str, str] | None = None,
     run_config: Mapping | None = None,
     notes: Sequence[str] = (),
     repo_id: str | None = None,
-) -> str:
-    """README.md text for a space whose config.json is `config`.
+) -> ModelCard:
+    """The card of a space whose config.json is `config`.
 
     `evaluation`: connection → {row name → metrics} (None: not evaluated here, e.g. released
     weights); `curves`: connection → PNG file name in the folder; `run_config`: the resolved
@@ -48,7 +54,6 @@ def render_model_card(
     title = (f"Ex-MCR unified space: {', '.join(leaves)} → {base}" if config["method"] == "ex-mcr"
              else f"C-MCR space: {' ↔ '.join(leaves)}")
     sections = [
-        _front_matter(config),
         f"# {title}",
         _summary(config),
         _notes(notes),
@@ -61,14 +66,44 @@ def render_model_card(
         if run_config else "",
         "## License and credits\n\n" + _license(config.get("provenance")) + "\n\n" + CREDITS,
     ]
-    return "\n\n".join(section for section in sections if section) + "\n"
+    body = "\n\n".join(section for section in sections if section) + "\n"
+    data = card_data(config, evaluation, model_name=repo_id or title)
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
 
 
-def _front_matter(config: Mapping) -> str:
+def render_model_card(config: Mapping, **options) -> str:
+    """README.md text of `space_card(config, **options)`."""
+    return str(space_card(config, **options))
+
+
+def card_data(config: Mapping, evaluation: Mapping | None = None, *, model_name: str) -> ModelCardData:
+    """The metadata block: licence (the release's for released weights), tags, the encoders' Hub
+    repos as `base_model` (full-profile encoders only: toy weights have none), the training
+    datasets, and the held-out results as `model-index`."""
     provenance = config.get("provenance")
-    meta = {"library_name": "cmcr", "license": provenance["license"].lower() if provenance else "apache-2.0",
-            "tags": [*TAGS, config["method"]] if config["method"] not in TAGS else list(TAGS)}
-    return "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---"
+    full = [name for name, entry in config["encoders"].items() if entry.get("profile") == "full"]
+    base_models = [ENCODERS[name].hub_model for name in full if name in ENCODERS and ENCODERS[name].hub_model]
+    datasets = [entry["id"] for entry in config.get("datasets", []) if isinstance(entry, Mapping) and "id" in entry]
+    return ModelCardData(
+        library_name="cmcr", license=provenance["license"].lower() if provenance else "apache-2.0",
+        pipeline_tag=PIPELINE_TAG, tags=sorted({*TAGS, config["method"]}), base_model=base_models or None,
+        datasets=datasets or None, model_name=model_name, eval_results=_eval_results(evaluation) or None,
+    )
+
+
+def _eval_results(evaluation: Mapping | None) -> list[EvalResult]:
+    """One result per reported metric of every held-out retrieval direction (chance rows left out)."""
+    results = []
+    for connection, rows in (evaluation or {}).items():
+        for direction, metrics in rows.items():
+            if direction.startswith("chance"):
+                continue
+            results += [EvalResult(task_type=PIPELINE_TAG, task_name=f"cross-modal retrieval, {direction}",
+                                   dataset_type="held-out", dataset_name=f"held-out items of {connection}",
+                                   metric_type=metric.lower().replace("@", "_at_"), metric_name=metric,
+                                   metric_value=float(metrics[metric]))
+                        for metric in REPORTED_METRICS if isinstance(metrics.get(metric), (int, float))]
+    return results
 
 
 def _summary(config: Mapping) -> str:
