@@ -18,5 +18,9 @@ class CheckpointError(CMCRError):
     """A checkpoint or trained space is missing, corrupt, or has an unexpected layout."""
 
 
+class FileNotOnHubError(CheckpointError):
+    """The Hub repo exists but holds no such file at that revision (a fallback file may be tried)."""
+
+
 class HubUnavailableError(CMCRError):
     """The Hugging Face Hub cannot be reached and nothing usable is cached."""

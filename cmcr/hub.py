@@ -38,7 +38,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import get_session
 
 from cmcr.atomic import replacing, write_text
-from cmcr.errors import CheckpointError, HubUnavailableError, InputError
+from cmcr.errors import CheckpointError, FileNotOnHubError, HubUnavailableError, InputError
 from cmcr.models.registry import ENV_RAW_ENDPOINT, ReleaseFile, raw_endpoint
 
 logger = logging.getLogger(__name__)
@@ -263,7 +263,8 @@ def _obtain(request: _Request, fetch: Callable[..., str], *, local_files_only: b
         try:
             return _verified(request, Path(_with_retries(fetch, request.describe())), online=True)
         except _NOT_FOUND as error:
-            raise CheckpointError(_not_found_message(request, error)) from error
+            kind = FileNotOnHubError if isinstance(error, RemoteEntryNotFoundError) else CheckpointError
+            raise kind(_not_found_message(request, error)) from error
         except _ONLINE_FAILURES as error:
             online_error = error
     logger.warning("Hub unavailable (%s); looking for %s in the local cache.", _reason(online_error),

@@ -2,10 +2,12 @@
 
 open_clip can download weights by itself, but then it bypasses our Hub handling (offline
 errors, revisions, the test Hub). So we read the Hub repo and file name from open_clip's own
-pretrained registry (for `ViT-B-32`/`openai`: `timm/vit_base_patch32_clip_224.openai`,
-`open_clip_pytorch_model.bin`), fetch that file with `cmcr.hub.download_file`, build the model
-from open_clip's config-driven classes and load the file with open_clip's checkpoint loader.
-The tokenizer is open_clip's `SimpleTokenizer`, whose BPE vocabulary ships inside the package.
+pretrained registry (for `ViT-B-32`/`openai`: `timm/vit_base_patch32_clip_224.openai`), fetch the
+safetensors copy open_clip itself prefers (`open_clip_model.safetensors`; the pickled
+`open_clip_pytorch_model.bin` only where a repo has no safetensors, or only it is cached) with
+`cmcr.hub.download_file`, build the model from open_clip's config-driven classes and load the
+file with open_clip's checkpoint loader. The tokenizer is open_clip's `SimpleTokenizer`, whose BPE
+vocabulary ships inside the package.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 from cmcr.models.encoders.base import BaseEncoder, download
 from cmcr.models.encoders.pixels import PixelPreparer
 from cmcr.models.encoders.profiles import CLIP_PROFILES, ClipConfig
-from cmcr.errors import CheckpointError, InputError
+from cmcr.errors import CheckpointError, FileNotOnHubError, HubUnavailableError, InputError
 
 
 def clip_model_cfg(config: ClipConfig) -> dict[str, Any]:
@@ -41,7 +43,13 @@ def clip_model_cfg(config: ClipConfig) -> dict[str, Any]:
 
 
 def pretrained_hub_file(model_name: str, tag: str) -> tuple[str, str]:
-    """(repo_id, filename) of open_clip's Hub copy of a pretrained tag."""
+    """(repo_id, filename) of open_clip's Hub copy of a pretrained tag: the safetensors file."""
+    repo_id, filename = _registry_hub_file(model_name, tag)
+    return repo_id, _SAFE_ALTERNATIVES.get(filename, filename)
+
+
+def _registry_hub_file(model_name: str, tag: str) -> tuple[str, str]:
+    """(repo_id, filename) as open_clip's pretrained registry lists them (often the pickled .bin)."""
     import open_clip
     from open_clip.constants import HF_WEIGHTS_NAME
 
@@ -50,6 +58,10 @@ def pretrained_hub_file(model_name: str, tag: str) -> tuple[str, str]:
         raise InputError(f"open_clip lists no Hugging Face Hub weights for {model_name!r} / {tag!r}.")
     repo_id, filename = _split_hub_path(hf_hub)
     return repo_id, filename or HF_WEIGHTS_NAME
+
+
+# open_clip's own rule for the safetensors sibling of its pickled weights file
+_SAFE_ALTERNATIVES = {"open_clip_pytorch_model.bin": "open_clip_model.safetensors"}
 
 
 def _split_hub_path(hf_hub: str) -> tuple[str, str]:
@@ -64,8 +76,17 @@ def checkpoint_path(config: ClipConfig) -> Path | None:
         return Path(config.checkpoint)
     if config.pretrained is None:
         return None
-    repo_id, filename = pretrained_hub_file(config.model_name, config.pretrained)
-    return download(config, repo_id, filename, config.revision)
+    repo_id, listed = _registry_hub_file(config.model_name, config.pretrained)
+    safe = _SAFE_ALTERNATIVES.get(listed, listed)
+    try:
+        return download(config, repo_id, safe, config.revision)
+    except (FileNotOnHubError, HubUnavailableError) as missing:
+        if safe == listed:
+            raise
+        try:  # a repo without the safetensors copy, or an offline cache holding only the .bin
+            return download(config, repo_id, listed, config.revision)
+        except (FileNotOnHubError, HubUnavailableError):
+            raise missing from None
 
 
 def build_clip_model(config: ClipConfig) -> torch.nn.Module:

@@ -8,15 +8,18 @@ import time
 import numpy as np
 import open_clip
 import pytest
+import safetensors.torch
 import torch
 from PIL import Image
 
 from cmcr.errors import CheckpointError, HubUnavailableError, InputError
 from cmcr.models.encoders import build_encoder
+from cmcr.models.encoders import clip as clip_module
 from cmcr.models.encoders.clip import pretrained_hub_file
 from cmcr.models.encoders.profiles import TINY_CLIP_MODEL_CFG
 
-OFFICIAL_REPO, OFFICIAL_FILE = "timm/vit_base_patch32_clip_224.openai", "open_clip_pytorch_model.bin"
+OFFICIAL_REPO, OFFICIAL_FILE = "timm/vit_base_patch32_clip_224.openai", "open_clip_model.safetensors"
+PICKLED_FILE = "open_clip_pytorch_model.bin"  # what open_clip's registry lists; its safetensors sibling is preferred
 CAPTIONS = ["a photo of a dog", "a red car on a street", "two cats", "an empty room"]
 
 
@@ -40,6 +43,10 @@ def serialized(state_dict: dict) -> bytes:
     buffer = io.BytesIO()
     torch.save(state_dict, buffer)
     return buffer.getvalue()
+
+
+def as_safetensors(state_dict: dict) -> bytes:
+    return safetensors.torch.save({name: tensor.contiguous() for name, tensor in state_dict.items()})
 
 
 @pytest.mark.parametrize(("modality", "batch"), [("text", CAPTIONS), ("image", images(4))])
@@ -74,7 +81,7 @@ def test_open_clip_registry_names_the_official_hub_file():
 
 def test_full_profile_loads_the_official_hub_file_with_its_preprocessing(fake_hub, hub_cache):
     reference = reference_model(seed=7)
-    fake_hub.add_repo(OFFICIAL_REPO, {OFFICIAL_FILE: serialized(reference.state_dict())})
+    fake_hub.add_repo(OFFICIAL_REPO, {OFFICIAL_FILE: as_safetensors(reference.state_dict())})
     encoder = build_encoder("clip", "full", device="cpu", model_cfg=TINY_CLIP_MODEL_CFG, cache_dir=str(hub_cache))
     assert not fake_hub.seen  # building is free: nothing fetched yet
 
@@ -92,6 +99,16 @@ def test_full_profile_loads_the_official_hub_file_with_its_preprocessing(fake_hu
     with torch.no_grad():
         expected_text = reference.encode_text(tokens, normalize=True).numpy()
     np.testing.assert_allclose(encoder.embed("text", CAPTIONS[:2]), expected_text, atol=1e-5)
+
+
+def test_a_repo_without_the_safetensors_copy_falls_back_to_the_pickled_file(fake_hub, hub_cache, monkeypatch):
+    reference = reference_model(seed=9)
+    fake_hub.add_repo("fallback/clip-bin-only", {PICKLED_FILE: serialized(reference.state_dict())})
+    monkeypatch.setattr(clip_module, "_registry_hub_file", lambda *_: ("fallback/clip-bin-only", PICKLED_FILE))
+    encoder = build_encoder("clip", "full", device="cpu", model_cfg=TINY_CLIP_MODEL_CFG, cache_dir=str(hub_cache)).load()
+    assert torch.equal(encoder.model.visual.conv1.weight, reference.visual.conv1.weight)
+    asked = [seen.path for seen in fake_hub.seen if "fallback/clip-bin-only" in seen.path]
+    assert any(OFFICIAL_FILE in path for path in asked) and any(PICKLED_FILE in path for path in asked)
 
 
 def test_a_local_checkpoint_file_overrides_the_hub(tmp_path):
