@@ -1,263 +1,40 @@
-"""What the app calls: load the spaces, the encoders and the default gallery once, answer requests.
+"""What the app calls: the served spaces with their default galleries, and every answer.
 
-The Gradio layer (app.py) only lays out widgets; every decision a test should be able to reach
-lives here: which weights to load and what to do when they cannot be had, which served space
-answers a pair of modalities, how a request is validated, embedded and searched, and how the
-answer is shaped for display (captions with rank and score, 3D views, a score table).
-
-Weights: with nothing named the app serves `official-ex-mcr`, the official Ex-MCR projectors
-(`cmcr.models.registry`). A name may stand for several spaces (`official-c-mcr`: one C-MCR space per
-connection); each request goes to the first served space that can place both of its modalities,
-and a pair that no served space connects is refused with the reason.
-
-When the weights cannot be had: on a local run, an unreachable Hub (or, with nothing named, any
-failure to get the default weights) falls back to the `tiny` profile and says so in `notice`,
-which the app shows as a banner; an explicitly named space that does not exist or is damaged is an
-error (the app exits with one line). On a Hugging Face Space every failure is an error, because
-random weights must never be served silently there (app.py shows an error page instead).
+The Gradio layer (`studio.ui`) only lays out widgets; every decision a test should be able to
+reach lives here and in the modules beside it: which served space answers a pair of modalities
+(the first that places both; a pair that none connects is refused with the reason), how a request
+is validated, embedded and searched, and how the answer is shaped for display.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
+import shutil
 import tempfile
 import threading
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cmcr.errors import CheckpointError, HubUnavailableError, InputError
+from cmcr.data.media.image import load_image
 from cmcr.data.media.points import FILE_SUFFIXES
+from cmcr.data.media.preview import points_to_preview
+from cmcr.errors import InputError
 from cmcr.models.registry import DEFAULT_SPACE
-from cmcr.models.space import tiny_space
-from cmcr.models.registry import ENCODERS as REGISTERED_ENCODERS
+from cmcr.retrieval.gallery import EXTENSIONS, Gallery, SourceFile, caption_from_name, ingest, scan_folder, sha256_bytes
+from cmcr.retrieval.search import DEFAULT_LABELS, TEMPLATES, SpaceEmbedder, ZeroShotClassifier
 from cmcr.retrieval.search import query as search
-
-log = logging.getLogger(__name__)
-
-ENV_SPACE_REPO = "CMCR_SPACE_REPO"
-ENV_SPACE_REVISION = "CMCR_SPACE_REVISION"
-ENV_PROFILE = "CMCR_PROFILE"
-ENV_DEVICE = "CMCR_DEVICE"
-ENV_ON_SPACE = "SPACE_ID"  # set by Hugging Face on every Space
-ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
+from studio.answers import DEFAULT_K, EMPTY_GALLERY, MODALITY_NAMES, Query, Results, ShownHit
+from studio.loading import TINY_SPACE_LABEL, ModelSet, load_models
+from studio.session import RecentShapes, SessionGallery, ShapeThumbnails, display_image
+from studio.settings import ASSETS_DIR, ProgressFn, StudioSettings, each, log, log_progress, scaled
 
 MAX_UPLOAD_SIZE = "50mb"
-DEFAULT_K = 8
-MODALITY_NAMES = {"audio": "Audio", "image": "Image", "text": "Text", "points": "3D"}
-ENCODERS = tuple(REGISTERED_ENCODERS)
 POINT_FILE_TYPES = FILE_SUFFIXES  # every 3D suffix the parser reads, .txt clouds included
-TINY_SPACE_LABEL = "an untrained tiny space"
 MAX_LABELS = 100
-
-ProgressFn = Callable[[float, str], None]
-
-
-def _log_progress(fraction: float, message: str) -> None:
-    log.info("%3.0f%% %s", 100 * fraction, message)
-
-
-def on_hugging_face_space() -> bool:
-    return bool(os.environ.get(ENV_ON_SPACE))
-
-
-@dataclass(frozen=True)
-class StudioSettings:
-    """Where the weights come from; environment first so a Space is configured without code.
-
-    `space` None means the default (`official-ex-mcr`); a named space is held to stricter rules
-    (a missing or damaged one is an error, not a fallback).
-    """
-
-    space: str | None = None
-    revision: str | None = None
-    profile: str = "full"
-    device: str | None = None
-
-    @classmethod
-    def from_env(cls) -> StudioSettings:
-        return cls(
-            space=os.environ.get(ENV_SPACE_REPO) or None,
-            revision=os.environ.get(ENV_SPACE_REVISION) or None,
-            profile=os.environ.get(ENV_PROFILE) or "full",
-            device=os.environ.get(ENV_DEVICE) or None,
-        )
-
-    @property
-    def space_name(self) -> str:
-        return self.space or DEFAULT_SPACE
-
-
-@dataclass(frozen=True)
-class Query:
-    """One request: a modality and its raw value (a file path, or the text itself)."""
-
-    modality: str
-    value: Any
-
-    def validated(self) -> Query:
-        """Refuse an unknown modality or a missing value with a message a visitor can act on."""
-        if self.modality not in MODALITY_NAMES:
-            raise InputError(f"Unknown input kind {self.modality!r}; choose one of {', '.join(MODALITY_NAMES)}.")
-        if self.modality == "text":
-            text = (self.value or "").strip() if isinstance(self.value, str) or self.value is None else None
-            if text is None:
-                raise InputError("Text queries must be strings.")
-            if not text:
-                raise InputError("Type some text to search with.")
-            return Query("text", text)
-        if not self.value:
-            raise InputError(f"{_MISSING[self.modality]} first.")
-        return self
-
-
-EMPTY_GALLERY = "Your gallery is empty: add images or 3D files to it first."
-_MISSING = {
-    "audio": "Upload or record an audio clip",
-    "image": "Upload an image",
-    "points": "Upload a point cloud or mesh",
-}
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One ranked result, with what the app needs to show it."""
-
-    rank: int
-    score: float
-    modality: str
-    caption: str
-    file: Path | None = None      # the item itself (image, audio or shape file)
-    preview: Path | None = None   # an image to show in a gallery
-    view3d: Path | None = None    # a light mesh that gr.Model3D displays
-
-    @property
-    def title(self) -> str:
-        return f"#{self.rank} · {self.score:.3f} · {self.caption}"
-
-
-@dataclass
-class Results:
-    """A ranked answer: hits from a gallery, or label probabilities (zero-shot)."""
-
-    hits: list[Hit] = field(default_factory=list)
-    labels: dict[str, float] | None = None
-
-    def gallery_items(self) -> list[tuple[str, str]]:
-        return [(str(hit.preview), hit.title) for hit in self.hits if hit.preview is not None]
-
-    def shape_views(self, count: int) -> list[tuple[str, str]]:
-        return [(str(hit.view3d), hit.title) for hit in self.hits if hit.view3d is not None][:count]
-
-    def sound_views(self, count: int) -> list[tuple[str, str]]:
-        sounds = [hit for hit in self.hits if hit.modality == "audio" and hit.file is not None]
-        return [(str(hit.file), hit.title) for hit in sounds][:count]
-
-    def score_table(self):
-        """Scores as a DataFrame for a bar chart: hits by rank, or the top labels."""
-        import pandas as pd
-
-        if self.labels is not None:
-            top = sorted(self.labels.items(), key=lambda item: -item[1])[:10]
-            return pd.DataFrame({"result": [name for name, _ in top], "score": [p for _, p in top]})
-        return pd.DataFrame(
-            {"result": [f"#{hit.rank} {hit.caption}"[:40] for hit in self.hits], "score": [hit.score for hit in self.hits]}
-        )
-
-
-@dataclass
-class Loaded:
-    """The models one studio serves with, and why (the notice explains a fallback)."""
-
-    spaces: dict[str, Any]
-    encoders: dict[str, Any]
-    profile: str
-    notice: str | None = None
-
-
-def load_models(settings: StudioSettings, progress: ProgressFn = _log_progress, *,
-                on_space: bool | None = None) -> Loaded:
-    """The served spaces and their encoders; the tiny profile when asked for, or locally when the
-    weights cannot be had (see the module docstring for which failures are errors instead)."""
-    if settings.profile not in ("full", "tiny"):
-        raise InputError(f"Unknown profile {settings.profile!r}; use 'full' or 'tiny'.")
-    if settings.profile == "tiny":
-        return _load_tiny(settings, progress, TINY_CHOSEN, named=settings.space)
-    try:
-        return _load_full(settings, progress)
-    except (HubUnavailableError, CheckpointError) as error:
-        strict = on_hugging_face_space() if on_space is None else on_space
-        if strict or (isinstance(error, CheckpointError) and settings.space is not None):
-            raise
-        log.warning("falling back to the tiny profile: %s", error)
-        reason = TINY_OFFLINE.format(name=settings.space_name, reason=error)
-        return _load_tiny(settings, progress, reason, named=None)
-
-
-TINY_CHOSEN = (
-    "**Tiny profile** (chosen at start): toy-sized encoders with random weights and an untrained "
-    "space. Everything works end to end, but **the results carry no meaning**."
-)
-TINY_OFFLINE = (
-    "**Offline demo mode.** The weights `{name}` could not be loaded: {reason} "
-    "The app is running the tiny profile instead (toy-sized encoders with random weights), so "
-    "**the results carry no meaning**."
-)
-
-
-def _load_full(settings: StudioSettings, progress: ProgressFn) -> Loaded:
-    from cmcr.models.encoders import build_encoder
-    from cmcr.models.space import load_spaces
-
-    progress(0.0, f"Getting the trained weights {settings.space_name}")
-    spaces = load_spaces(settings.space_name, settings.revision)
-    needed = [name for name in ENCODERS if any(name in space.encoders for space in spaces.values())]
-    encoders = {}
-    for index, name in enumerate(needed):
-        progress((index + 1) / (len(needed) + 1), f"Loading the {name.upper()} encoder")
-        encoders[name] = build_encoder(name, "full", device=settings.device).load()
-    return Loaded(spaces=spaces, encoders=encoders, profile="full")
-
-
-def _load_tiny(settings: StudioSettings, progress: ProgressFn, notice: str, named: str | None) -> Loaded:
-    """Toy encoders with either named tiny-profile spaces (the offline train → Hub → app loop:
-    `scripts/train.py --profile tiny` makes one) or, by default, an untrained seeded one."""
-    from cmcr.models.encoders import build_encoder
-
-    encoders = {}
-    for index, name in enumerate(ENCODERS):
-        progress(index / (len(ENCODERS) + 1), f"Building the tiny {name.upper()} encoder")
-        encoders[name] = build_encoder(name, "tiny", device=settings.device).load()
-    if named is None:
-        progress(len(ENCODERS) / (len(ENCODERS) + 1), "Building an untrained tiny space")
-        return Loaded(spaces={TINY_SPACE_LABEL: tiny_space(encoders)}, encoders=encoders, profile="tiny",
-                      notice=notice)
-    progress(len(ENCODERS) / (len(ENCODERS) + 1), f"Loading the tiny-profile space {named}")
-    return Loaded(spaces=load_tiny_profile_spaces(named, settings.revision), encoders=encoders, profile="tiny",
-                  notice=notice)
-
-
-def load_tiny_profile_spaces(name: str, revision: str | None = None) -> dict[str, Any]:
-    """Trained spaces for the tiny encoders. A space trained on full-size encoder features has the
-    same widths (512) and would load silently while meaning nothing, so it is refused."""
-    from cmcr.models.space import load_spaces
-
-    spaces = load_spaces(name, revision)
-    for label, space in spaces.items():
-        full = sorted(encoder for encoder, facts in space.config.get("encoders", {}).items()
-                      if facts.get("profile") == "full")
-        if full:
-            raise InputError(
-                f"The space {label} was trained on full-size {', '.join(full)} features; the tiny "
-                "profile's toy encoders cannot use it. Start without --profile tiny to serve it."
-            )
-    return spaces
 
 
 @dataclass
@@ -283,142 +60,14 @@ class ServedSpace:
         return f"`{self.label}`" if self.label != TINY_SPACE_LABEL else self.label
 
 
-class SessionGallery:
-    """One visitor's own gallery: lives in a temporary folder, gone with the session.
-
-    It holds one gallery per served space (an item joins every space that can place it), so each
-    search is answered in the space that connects its two modalities.
-    """
-
-    MAX_ITEMS = 200
-
-    def __init__(self, root: Path, galleries: dict[str, Any], shapes: ShapeThumbnails):
-        self.root = root
-        self.galleries = galleries
-        self.shapes = shapes
-
-    @property
-    def items(self) -> list[Any]:
-        """Every distinct item (by content), in the order it was added."""
-        seen: dict[str, Any] = {}
-        for gallery in self.galleries.values():
-            for item in gallery.items:
-                seen.setdefault(item.sha256, item)
-        return list(seen.values())
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def holding(self, item: Any) -> Any:
-        return next(gallery for gallery in self.galleries.values() if item in gallery.items)
-
-    def thumbnails(self) -> list[tuple[str, str]]:
-        return [(str(_display_image(self.holding(item), item, self.shapes)), item.caption) for item in self.items]
-
-    def close(self) -> None:
-        import shutil
-
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-class ShapeThumbnails:
-    """Small rendered images of shapes, so 3D results can sit in an image gallery."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self._lock = threading.Lock()
-
-    def image_for(self, gallery: Any, item: Any) -> Path:
-        """Rendered from the gallery's own light 3D preview: an upload's source file may be gone."""
-        from cmcr.data.media.points import load_points
-
-        target = self.folder / f"{item.sha256}.png"
-        with self._lock:
-            if not target.exists():
-                _render_points(load_points(gallery.preview_path(item), num_points=2048), target)
-        return target
-
-
-def _render_points(points: np.ndarray, target: Path) -> None:
-    """A 3/4 view of a cloud, coloured by height; written atomically (threads share the cache)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(2.56, 2.56), dpi=100)
-    axes = figure.add_subplot(projection="3d")
-    # Our clouds are Y-up; matplotlib's vertical axis is z.
-    axes.scatter(points[:, 0], points[:, 2], points[:, 1], c=points[:, 1], cmap="viridis", s=2, linewidths=0)
-    axes.view_init(elev=20, azim=-60)
-    axes.set_box_aspect((1, 1, 1))
-    for setter in (axes.set_xlim, axes.set_ylim, axes.set_zlim):
-        setter(-1, 1)
-    axes.set_axis_off()
-    figure.subplots_adjust(0, 0, 1, 1)
-    partial = target.with_suffix(".tmp.png")
-    figure.savefig(partial, facecolor="white")
-    os.replace(partial, target)
-
-
-def _display_image(gallery: Any, item: Any, shapes: ShapeThumbnails) -> Path | None:
-    if item.modality == "points":
-        return shapes.image_for(gallery, item)
-    if item.modality == "image":
-        return gallery.preview_path(item)
-    return None
-
-
-class RecentShapes:
-    """The last few decoded 3D uploads, by file identity.
-
-    A 3D request embeds the upload and then shows it in a 3D view; a large mesh takes ~200 ms to
-    decode, so the second use reads it from here. Keys are (path, size, mtime): Gradio stores each
-    upload under its own path, and a file changed in place gets a new key. Thread-safe, because
-    Gradio answers requests on worker threads.
-    """
-
-    def __init__(self, capacity: int = 8):
-        self.capacity = capacity
-        self._clouds: OrderedDict[tuple, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, source: Any, decode: Callable[[], np.ndarray]) -> np.ndarray:
-        key = _file_identity(source)
-        if key is None:
-            return decode()
-        with self._lock:
-            if key in self._clouds:
-                self._clouds.move_to_end(key)
-                return self._clouds[key]
-        cloud = decode()
-        cloud.setflags(write=False)  # shared by every later request for this file
-        with self._lock:
-            self._clouds[key] = cloud
-            while len(self._clouds) > self.capacity:
-                self._clouds.popitem(last=False)
-        return cloud
-
-
-def _file_identity(source: Any) -> tuple | None:
-    """(path, size, mtime) of a file path; None for anything else (bytes, arrays, missing files)."""
-    if not isinstance(source, (str, os.PathLike)):
-        return None
-    try:
-        stat = os.stat(source)
-    except OSError:
-        return None  # the decoder says what is wrong with it
-    return os.path.abspath(source), stat.st_size, stat.st_mtime_ns
-
-
 class Studio:
     """Everything one app process serves: models, the default gallery, and request handling."""
 
     default_k = DEFAULT_K
 
-    def __init__(self, loaded: Loaded, served: list[ServedSpace], settings: StudioSettings, workdir: Path,
+    def __init__(self, models: ModelSet, served: list[ServedSpace], settings: StudioSettings, workdir: Path,
                  assets: Path = ASSETS_DIR):
-        self.loaded = loaded
+        self.models = models
         self.served = served
         self.settings = settings
         self.workdir = workdir
@@ -430,41 +79,37 @@ class Studio:
         self._recent_shapes = RecentShapes()
 
     @classmethod
-    def load(cls, settings: StudioSettings | None = None, progress: ProgressFn = _log_progress,
+    def load(cls, settings: StudioSettings | None = None, progress: ProgressFn = log_progress,
              assets: Path = ASSETS_DIR, *, on_space: bool | None = None) -> Studio:
         """Load models once (falling back to the tiny profile where allowed) and embed the default
         gallery in every served space."""
-        from cmcr.retrieval.search import SpaceEmbedder
-
         settings = settings or StudioSettings.from_env()
-        loaded = load_models(settings, _scaled(progress, 0.0, 0.7), on_space=on_space)
+        models = load_models(settings, scaled(progress, 0.0, 0.7), on_space=on_space)
         workdir = Path(tempfile.mkdtemp(prefix="cmcr-studio-"))
         served = []
-        for index, (label, space) in enumerate(loaded.spaces.items()):
-            embedder = SpaceEmbedder(space, {name: loaded.encoders[name] for name in space.encoders
-                                             if name in loaded.encoders})
-            share = _scaled(progress, 0.7 + 0.3 * index / len(loaded.spaces), 0.7 + 0.3 * (index + 1) / len(loaded.spaces))
+        for index, (label, space) in enumerate(models.spaces.items()):
+            embedder = SpaceEmbedder(space, {name: models.encoders[name] for name in space.encoders
+                                             if name in models.encoders})
+            share = scaled(progress, 0.7 + 0.3 * index / len(models.spaces), 0.7 + 0.3 * (index + 1) / len(models.spaces))
             gallery = build_default_gallery(assets, workdir / f"gallery-{index}", embedder, share)
             served.append(ServedSpace(label, embedder, gallery))
-        studio = cls(loaded, served, settings, workdir, assets)
-        progress(1.0, f"Ready: {len(studio.default_items)} gallery items, {loaded.profile} profile")
+        studio = cls(models, served, settings, workdir, assets)
+        progress(1.0, f"Ready: {len(studio.default_items)} gallery items, {models.profile} profile")
         return studio
 
     def close(self) -> None:
         """Remove the working folder (default gallery, previews, session galleries)."""
-        import shutil
-
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     # ---- what the page shows ----------------------------------------------------------------
 
     @property
     def notice(self) -> str | None:
-        return self.loaded.notice
+        return self.models.notice
 
     @property
     def profile(self) -> str:
-        return self.loaded.profile
+        return self.models.profile
 
     @property
     def default_items(self) -> list[Any]:
@@ -531,7 +176,7 @@ class Studio:
         return decoder.decode(query.modality, query.value)
 
     def answer(self, query: Query, target: str | None, *, k: int = DEFAULT_K, labels: str | Sequence[str] | None = None,
-               gallery: SessionGallery | None = None, progress: ProgressFn = _log_progress) -> Results:
+               gallery: SessionGallery | None = None, progress: ProgressFn = log_progress) -> Results:
         """Search `target` items (None: any) of a gallery, or name the input when `target` is text."""
         if target is not None and target not in MODALITY_NAMES:
             raise InputError(f"Unknown target {target!r}; choose one of {', '.join(MODALITY_NAMES)}.")
@@ -584,7 +229,7 @@ class Studio:
         return [(by_label[label], targets) for label, targets in plan.items()]
 
     def answer_own(self, query: Query, gallery: SessionGallery | None, *, k: int = DEFAULT_K,
-                   progress: ProgressFn = _log_progress) -> Results:
+                   progress: ProgressFn = log_progress) -> Results:
         """Search a visitor's own gallery only (None: they have not added anything yet)."""
         if gallery is None or len(gallery) == 0:
             raise InputError(EMPTY_GALLERY)
@@ -592,8 +237,6 @@ class Studio:
 
     def preview(self, query: Query) -> str:
         """A light 3D file of an uploaded shape that gr.Model3D displays."""
-        from cmcr.data.media.preview import points_to_preview
-
         query = query.validated()
         points = self._decoded(query)
         target = self.workdir / "uploads" / f"{_digest(points.tobytes())}.glb"
@@ -603,18 +246,14 @@ class Studio:
         return str(target)
 
     def new_session_gallery(self) -> SessionGallery:
-        from cmcr.retrieval.gallery import Gallery
-
         root = Path(tempfile.mkdtemp(prefix="session-", dir=self.workdir))
         galleries = {served.label: Gallery.create(root / str(index), served.embedder.space_id, served.space.dim)
                      for index, served in enumerate(self.served)}
         return SessionGallery(root, galleries, self.shapes)
 
     def add_to_session_gallery(self, gallery: SessionGallery, paths: Sequence[str],
-                               progress: ProgressFn = _log_progress) -> str:
+                               progress: ProgressFn = log_progress) -> str:
         """Embed uploaded images and shapes into a visitor's gallery; a summary to show them."""
-        from cmcr.retrieval.gallery import SourceFile, caption_from_name, ingest
-
         if not paths:
             raise InputError("Choose some images or 3D files to add first.")
         if len(gallery) + len(paths) > SessionGallery.MAX_ITEMS:
@@ -631,10 +270,10 @@ class Studio:
         duplicates, failed = 0, {}
         for index, served in enumerate(self.served):
             placed = [source for source in sources if served.places(source.modality)]
-            share = _scaled(progress, 0.2 + 0.8 * index / len(self.served), 0.2 + 0.8 * (index + 1) / len(self.served))
+            share = scaled(progress, 0.2 + 0.8 * index / len(self.served), 0.2 + 0.8 * (index + 1) / len(self.served))
             share(0.0, f"Embedding {len(placed)} files")
             report = ingest(gallery.galleries[served.label], placed, served.embedder,
-                            progress=_each(share, len(placed), "Embedding"))
+                            progress=each(share, len(placed), "Embedding"))
             duplicates = max(duplicates, report.duplicates)
             failed.update({Path(name).name: reason for name, reason in report.failed})
         refused += list(failed.items())
@@ -643,8 +282,6 @@ class Studio:
     def _classify(self, served: ServedSpace, modality: str, embedding: np.ndarray,
                   labels: str | Sequence[str] | None) -> dict[str, float]:
         """Label probabilities; the default label set's prompt embeddings are computed once."""
-        from cmcr.retrieval.search import DEFAULT_LABELS, TEMPLATES, ZeroShotClassifier
-
         if modality not in DEFAULT_LABELS:
             raise InputError(f"Naming works for audio, images and 3D shapes, not {MODALITY_NAMES[modality].lower()}.")
         candidates = _label_list(labels)
@@ -661,13 +298,13 @@ class Studio:
             classifier = self._default_classifiers[key]
         return dict(classifier.classify(embedding)[0])
 
-    def _hit(self, gallery: Any, hit: Any, rank: int) -> Hit:
+    def _hit(self, gallery: Any, hit: Any, rank: int) -> ShownHit:
         item = hit.item
         preview = gallery.preview_path(item)
-        return Hit(
+        return ShownHit(
             rank=rank, score=hit.score, modality=item.modality, caption=item.caption,
             file=preview if item.modality == "audio" else Path(item.source),
-            preview=_display_image(gallery, item, self.shapes),
+            preview=display_image(gallery, item, self.shapes),
             view3d=preview if item.modality == "points" else None,
         )
 
@@ -682,8 +319,6 @@ def _label_list(labels: str | Sequence[str] | None) -> list[str]:
 
 def unreadable_image_reason(path: str | Path) -> str:
     """Why an upload that Gradio's image widget could not open is unusable, in cmcr.data.media's words."""
-    from cmcr.data.media.image import load_image
-
     try:
         load_image(path)
     except InputError as error:
@@ -696,7 +331,6 @@ def upload_modality(path: Path) -> str | None:
     suffix = path.suffix.lower()
     if suffix in POINT_FILE_TYPES:
         return "points"
-    from cmcr.retrieval.gallery import EXTENSIONS
 
     return "image" if suffix in EXTENSIONS["image"] else None
 
@@ -709,18 +343,16 @@ def _summary(added: int, duplicates: int, refused: list[tuple[str, str]], total:
     return "\n".join(lines)
 
 
-def build_default_gallery(assets: Path, folder: Path, embedder: Any, progress: ProgressFn = _log_progress):
+def build_default_gallery(assets: Path, folder: Path, embedder: Any, progress: ProgressFn = log_progress):
     """Embed every item of assets/ that the embedder's space can place (the generated gallery and
     the official samples)."""
-    from cmcr.retrieval.gallery import Gallery, ingest, scan_folder
-
     gallery = Gallery.create(folder, embedder.space_id, embedder.space.dim)
     sources = [source for source in (scan_folder(assets) if assets.is_dir() else []) if _places(embedder, source.modality)]
     if not sources:
         log.warning("no default gallery: %s holds no assets this space can place (run tools/make_assets.py)", assets)
         return gallery
     progress(0.0, f"Embedding the default gallery ({len(sources)} items)")
-    report = ingest(gallery, sources, embedder, progress=_each(progress, len(sources), "Embedding the default gallery"))
+    report = ingest(gallery, sources, embedder, progress=each(progress, len(sources), "Embedding the default gallery"))
     for path, reason in report.failed:
         log.warning("default gallery: skipped %s: %s", path, reason)
     return gallery
@@ -744,24 +376,4 @@ def _manifest_items(assets: Path) -> list[dict]:
 
 
 def _digest(data: bytes) -> str:
-    from cmcr.retrieval.gallery import sha256_bytes
-
     return sha256_bytes(data)[:24]
-
-
-def _each(progress: ProgressFn, total: int, message: str) -> Callable[[Sequence], Any]:
-    """An iterable wrapper (the shape `ingest` takes, like tqdm) that reports about ten times."""
-    every = max(1, total // 10)
-
-    def wrap(items: Sequence):
-        for index, item in enumerate(items):
-            if index % every == 0:
-                progress(index / max(total, 1), f"{message} ({index + 1}/{total})")
-            yield item
-
-    return wrap
-
-
-def _scaled(progress: ProgressFn, start: float, stop: float) -> ProgressFn:
-    """Report a sub-task's 0..1 progress as the start..stop slice of the whole."""
-    return lambda fraction, message: progress(start + (stop - start) * fraction, message)

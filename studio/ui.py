@@ -15,22 +15,14 @@ from typing import Any
 import gradio as gr
 
 from cmcr.errors import CMCRError, InputError
-from cmcr.retrieval.gallery import EXTENSIONS
 from cmcr.models.registry import DEFAULT_SPACE, list_pretrained
-from studio.service import (
-    MAX_UPLOAD_SIZE,
-    MODALITY_NAMES,
-    POINT_FILE_TYPES,
-    Query,
-    Results,
-    SessionGallery,
-    Studio,
-    StudioSettings,
-    on_hugging_face_space,
-    unreadable_image_reason,
-)
+from cmcr.retrieval.gallery import EXTENSIONS
+from studio.answers import MODALITY_NAMES, Query, Results
+from studio.service import MAX_UPLOAD_SIZE, POINT_FILE_TYPES, Studio, unreadable_image_reason
+from studio.session import SessionGallery
+from studio.settings import StudioSettings, on_hugging_face_space
 
-log = logging.getLogger("cmcr.app")
+log = logging.getLogger("studio.ui")
 
 try:  # ZeroGPU on Spaces: borrow a GPU per request; a plain call everywhere else.
     import spaces

@@ -239,7 +239,8 @@ def test_c_mcr_writes_one_space_folder_per_connection(sources, tmp_path):
 def test_the_app_serves_a_tiny_space_pulled_from_the_hub(first_run, fake_hub, hub_cache, monkeypatch):
     """train → Hub → app, offline: the studio's tiny profile loads the space named with --space."""
     from cmcr.hub import push_folder
-    from studio.service import StudioSettings, load_models
+    from studio.loading import load_models
+    from studio.settings import StudioSettings
 
     _, first, _ = first_run
     folder = first.spaces["unified"]
@@ -255,7 +256,7 @@ def test_the_app_serves_a_tiny_space_pulled_from_the_hub(first_run, fake_hub, hu
 
 def test_the_app_refuses_a_full_profile_space_with_tiny_encoders(first_run, tmp_path):
     from cmcr.errors import InputError
-    from studio.service import load_tiny_profile_spaces
+    from studio.loading import load_tiny_profile_spaces
 
     _, first, _ = first_run
     space = UnifiedSpace.from_pretrained(first.spaces["unified"])

@@ -105,7 +105,8 @@ def sandbox() -> Iterator[Sandbox]:
 def studio():
     """A tiny-profile studio on the CPU with the default asset gallery (what a fresh Space serves
     offline)."""
-    from studio.service import Studio, StudioSettings
+    from studio.service import Studio
+    from studio.settings import StudioSettings
 
     return Studio.load(StudioSettings(profile="tiny", device="cpu"))
 

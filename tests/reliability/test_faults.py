@@ -92,7 +92,8 @@ def test_a_damaged_training_checkpoint_is_refused_with_a_message(tmp_path, damag
 def test_the_app_starts_offline_in_the_tiny_profile_and_says_so(offline_hub, monkeypatch):
     from huggingface_hub import constants
 
-    from studio.service import StudioSettings, load_models
+    from studio.loading import load_models
+    from studio.settings import StudioSettings
 
     monkeypatch.setattr(constants, "ENDPOINT", offline_hub)
     loaded = load_models(StudioSettings(space="rel/unreachable-space", profile="full", device="cpu"))

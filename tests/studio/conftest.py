@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from studio.service import Studio, StudioSettings
+from studio.service import Studio
+from studio.settings import StudioSettings
 from tests.fixtures.media import (
     make_audio_file,
     make_image_file,

@@ -22,7 +22,10 @@ import torch
 from cmcr.errors import CheckpointError, HubUnavailableError, InputError
 from cmcr.models.heads import CMCRProjector, OneLayerProjector
 from cmcr.models.space import UnifiedSpace
-from studio.service import Query, Studio, StudioSettings, load_models
+from studio.answers import Query
+from studio.loading import load_models
+from studio.service import Studio
+from studio.settings import StudioSettings
 from tests.paths import REPO
 from tests.ports import free_loopback_port
 

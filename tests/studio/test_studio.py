@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from cmcr.errors import InputError
-from studio.service import Hit, Query, Results, StudioSettings
+from studio.answers import Query, Results, ShownHit
+from studio.settings import StudioSettings
 
 SOURCES = ("audio", "image", "text", "points")
 TARGETS = ("image", "audio", "points")
@@ -47,8 +48,8 @@ def test_results_carry_what_each_view_needs(studio, uploads):
 
 
 def test_captions_and_score_table_show_rank_and_score():
-    hits = [Hit(rank=1, score=0.8123, modality="image", caption="a red car"),
-            Hit(rank=2, score=0.5, modality="image", caption="a tree")]
+    hits = [ShownHit(rank=1, score=0.8123, modality="image", caption="a red car"),
+            ShownHit(rank=2, score=0.5, modality="image", caption="a tree")]
     results = Results(hits=hits)
     assert hits[0].title == "#1 · 0.812 · a red car"
     table = results.score_table()
@@ -195,7 +196,7 @@ def test_offline_full_profile_falls_back_to_tiny_and_says_why(offline_hub, monke
     steps = []
     settings = StudioSettings("someone/cmcr-space", None, "full", "cpu")
     studio = Studio.load(settings, lambda fraction, message: steps.append(message), assets=tmp_path)
-    assert studio.profile == "tiny" and [space.encoders for space in studio.loaded.spaces.values()] == [["clip", "clap", "ulip"]]
+    assert studio.profile == "tiny" and [space.encoders for space in studio.models.spaces.values()] == [["clip", "clap", "ulip"]]
     assert "someone/cmcr-space" in studio.notice and "could not be loaded" in studio.notice
     assert "carry no meaning" in studio.notice
     assert any("tiny CLAP" in step for step in steps)
