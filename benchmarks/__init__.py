@@ -1,2 +1,3 @@
-"""Speed benchmarks (`python -m benchmarks`) and the synthetic world's quality benchmark, outside
-the library: they patch and time its internals, which the library itself never does."""
+"""Speed benchmarks (`python -m benchmarks`: `benchmarks.run` and one module per section) and the
+synthetic world's quality benchmark (`python -m benchmarks.synthetic`), kept outside the library:
+they measure it, and nothing the library serves depends on them."""

@@ -8,7 +8,7 @@
     python -m benchmarks --report gpu-*.json               # tables of split runs, one targets table
 
 Sizes: `tiny` (toy encoders, seconds: the CI smoke run), `small` (full-size architectures,
-a few minutes on a 2-core CPU), `full` (DESIGN §5 workloads: 1M-row galleries and memories).
+a few minutes on a 2-core CPU), `full` (the targets' workloads: 1M-row galleries and memories).
 Prints a markdown table per section and writes every figure to JSON (docs/benchmarks.md).
 """
 
@@ -19,8 +19,9 @@ import sys
 
 from tqdm.auto import tqdm
 
-from benchmarks.speed import (SECTIONS, SIZE_PLANS, read_results, run_benchmarks, targets_table, to_markdown,
-                            write_json)
+from benchmarks.bench import SIZE_PLANS
+from benchmarks.report import read_results, targets_table, to_markdown, write_results
+from benchmarks.run import SECTIONS, run_benchmarks
 from cmcr.cli import run_reporting_errors
 
 
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> None:
         result = run_benchmarks(args.device, args.sizes, args.only, progress, args.seed, args.threads,
                                 train_rows=args.train_rows)
     print(to_markdown(result))
-    print(f"\nwrote {write_json(result, args.out)}", file=sys.stderr)
+    print(f"\nwrote {write_results(result, args.out)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

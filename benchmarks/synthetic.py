@@ -1,4 +1,5 @@
-"""Benchmark C-MCR and Ex-MCR on the synthetic MCR world (DESIGN §4); prints one markdown table.
+"""Benchmark C-MCR and Ex-MCR on the synthetic MCR world (`cmcr.evaluation.synthetic`); prints one
+markdown table.
 
     python -m benchmarks.synthetic [--set KEY=VALUE ...] [--world KEY=VALUE ...]
     python -m benchmarks.synthetic --scale 100000      # memory/time at N rows per memory

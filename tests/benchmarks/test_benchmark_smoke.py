@@ -17,20 +17,16 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.speed import (
-    SECTIONS,
-    TARGETS,
-    Figure,
-    Stopwatch,
-    official_fps,
-    per_cloud_loop_fps,
-    run_benchmarks,
-    sample_clouds,
-)
+from benchmarks.bench import SIZE_PLANS, Bench
+from benchmarks.figures import TARGETS, Figure
+from benchmarks.inputs import sample_clouds
+from benchmarks.machine import Stopwatch
+from benchmarks.points import official_fps_encoder
+from benchmarks.report import write_results
+from benchmarks.run import SECTIONS, run_benchmarks
 from cmcr.errors import InputError
+from cmcr.models.encoders import fps
 from cmcr.models.encoders.fps import farthest_point_sample
-from cmcr.models.encoders.pointbert import PointBERT
-from cmcr.models.encoders.ulip import TINY_POINT
 from tests.paths import REPO
 
 ROOT = REPO
@@ -86,30 +82,27 @@ def test_ratios_read_the_same_way_for_rates_and_latencies() -> None:
 
 def test_loop_baseline_samples_the_same_centres_as_batched_fps() -> None:
     clouds = torch.from_numpy(sample_clouds(np.random.default_rng(3), 3, 700))
-    assert torch.equal(per_cloud_loop_fps(clouds, 48), farthest_point_sample(clouds, 48))
+    assert torch.equal(farthest_point_sample(clouds, 48, backend="loop"), farthest_point_sample(clouds, 48))
 
 
 def test_pointbert_with_the_loop_baseline_computes_the_same_embedding(monkeypatch) -> None:
-    from benchmarks import speed as benchmark
-    from cmcr.models.encoders import fps
-
     calls = []
+    per_cloud_loop = fps._per_cloud_loop
 
     def counted_loop(*args, **kwargs):
         calls.append(1)
-        return per_cloud_loop_fps(*args, **kwargs)
+        return per_cloud_loop(*args, **kwargs)
 
-    monkeypatch.setattr(benchmark, "per_cloud_loop_fps", counted_loop)
-    torch.manual_seed(0)
-    model = PointBERT(TINY_POINT).eval()
-    clouds = torch.from_numpy(sample_clouds(np.random.default_rng(4), 2, 512))
-    with torch.inference_mode():
-        ours = model(clouds)
-        with official_fps():
-            baseline = model(clouds)
-    assert calls == [1], "PointBERT did not sample through the per-cloud loop inside official_fps()"
-    assert fps.farthest_point_sample is farthest_point_sample
-    torch.testing.assert_close(ours, baseline)
+    monkeypatch.setattr(fps, "_per_cloud_loop", counted_loop)
+    bench = Bench(torch.device("cpu"), SIZE_PLANS["tiny"])
+    encoder, official = bench.encoder("ulip"), official_fps_encoder(bench)
+    clouds = sample_clouds(np.random.default_rng(4), 2, 512)
+    ours = encoder.embed("points", clouds)
+    assert calls == [], "the benchmarked encoder sampled through the per-cloud loop"
+    baseline = official.embed("points", clouds)
+    assert calls == [1], "PointBERT did not sample through the per-cloud loop in the baseline encoder"
+    assert encoder.config.point.fps_backend is None and official.config.point.fps_backend == "loop"
+    np.testing.assert_allclose(ours, baseline, rtol=1e-5, atol=1e-6)
 
 
 def test_stopwatch_reports_one_sample_per_repeat() -> None:
@@ -130,15 +123,13 @@ def test_train_rows_replace_the_plans_memory_sizes() -> None:
 
 def test_report_merges_split_runs_into_one_targets_table(tmp_path, capsys) -> None:
     """A GPU run is split over device slots; --report turns its JSON files into the docs tables."""
-    from benchmarks.speed import write_json
-
     figure = Figure("train", "Ex-MCR, 1,000,000-row memories", "s", 45.0, "same run in fp32", 90.0, False,
                     target=TARGETS["train_s"])
     other = Figure("search", "CPU FAISS flat, one query, 1,000 rows", "ms", 0.03, "NumPy scan", 0.04, False)
     result = run_benchmarks("cpu", "tiny", ["train"], threads=1, train_rows=[1000])
     result["sections"] = {"train": {"seconds": 1.0, "figures": [figure.to_dict()]},
                           "search": {"seconds": 1.0, "figures": [other.to_dict()]}}
-    paths = [write_json(result, tmp_path / "gpu-train.json"), tmp_path / "broken.json"]
+    paths = [write_results(result, tmp_path / "gpu-train.json"), tmp_path / "broken.json"]
     paths[1].write_text('{"schema": 99}')
     script = importlib.import_module("benchmarks.__main__")
     assert script.main(["--report", str(paths[0])]) == 0

@@ -11,7 +11,10 @@ import trimesh
 
 from cmcr.data.media import load_audio, load_image, load_points
 from tests.paths import REPO
-from tools.procedural import IMAGES, SHAPES, SOUNDS, make_assets
+from tools.drawings import IMAGES
+from tools.procedural import make_assets
+from tools.shapes import SHAPES
+from tools.sounds import SOUNDS
 
 LOADERS = {"points": load_points, "image": load_image, "audio": load_audio}
 

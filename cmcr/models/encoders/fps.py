@@ -8,7 +8,9 @@ at once, so its cost is paid once per batch instead of once per cloud.
 On CUDA even that loop is launch-bound (about five small kernels per pick), so there the picks
 run inside one Triton kernel (`cmcr.models.encoders.fused_fps`) that picks the same points. Choose with
 `backend=` or the `CMCR_FPS_BACKEND` environment variable: "auto" (Triton on CUDA when it is
-installed and compiles, else torch), "torch" or "triton".
+installed and compiles, else torch), "torch", "triton", or "loop": the official one-cloud-a-time
+Python loop (`fps_reference_loop`), slow on purpose, so the speed benchmark can measure PointBERT
+with only its sampling swapped for the official one.
 
 Geometry always runs in float32 with autocast disabled: nearest neighbours and farthest points
 computed in bfloat16 would pick different points and make embeddings depend on the precision.
@@ -25,8 +27,8 @@ import torch
 
 StartMode = Literal["farthest", "first", "random"]
 START_MODES: tuple[str, ...] = ("farthest", "first", "random")
-Backend = Literal["auto", "torch", "triton"]
-BACKENDS: tuple[str, ...] = ("auto", "torch", "triton")
+Backend = Literal["auto", "torch", "triton", "loop"]
+BACKENDS: tuple[str, ...] = ("auto", "torch", "triton", "loop")
 BACKEND_ENV = "CMCR_FPS_BACKEND"
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,8 @@ def farthest_point_sample(
             raise ValueError(f"unknown FPS backend {chosen!r}; expected one of {BACKENDS}")
         if chosen == "triton":
             return _fused_sampler()(points, num_samples, first)
+        if chosen == "loop":
+            return _per_cloud_loop(points, num_samples, first)
         if chosen == "auto" and points.device.type == "cuda" and _fused_failure is None:
             picked = _try_fused(points, num_samples, first)
             if picked is not None:
@@ -123,6 +127,11 @@ def _try_fused(points: torch.Tensor, num_samples: int, first: torch.Tensor) -> t
         _fused_failure = f"{type(error).__name__}: {error}"
         log.warning("fused Triton FPS unavailable, using the torch loop from now on (%s)", _fused_failure)
         return None
+
+
+def _per_cloud_loop(points: torch.Tensor, num_samples: int, first: torch.Tensor) -> torch.Tensor:
+    return torch.stack([fps_reference_loop(cloud, num_samples, start)
+                        for cloud, start in zip(points, first.tolist())])
 
 
 def fps_reference_loop(points: torch.Tensor, num_samples: int, start: int) -> torch.Tensor:
@@ -179,14 +188,16 @@ def group_points(
     group_size: int,
     start: StartMode | torch.Tensor = "farthest",
     generator: torch.Generator | None = None,
+    backend: Backend | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """PointBERT's grouping: FPS centres, kNN neighbourhoods relative to their centre.
+    """PointBERT's grouping: FPS centres (sampled by `backend`, as in `farthest_point_sample`),
+    kNN neighbourhoods relative to their centre.
 
     Returns `neighbourhoods` (B, G, K, 3) and `centres` (B, G, 3), float32.
     """
     with torch.autocast(points.device.type, enabled=False):
         xyz = points.float()
-        centres = gather_points(xyz, farthest_point_sample(xyz, num_groups, start, generator))
+        centres = gather_points(xyz, farthest_point_sample(xyz, num_groups, start, generator, backend))
         neighbours = gather_points(xyz, knn_indices(xyz, centres, group_size))
         return neighbours - centres.unsqueeze(2), centres
 

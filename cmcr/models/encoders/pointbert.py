@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmcr.models.encoders.fps import StartMode, group_points
+from cmcr.models.encoders.fps import Backend, StartMode, group_points
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class PointBERTConfig:
     second_conv_hidden: int = 512
     pos_hidden: int = 128
     fps_start: StartMode = "farthest"
+    fps_backend: Backend | None = None  # None: `CMCR_FPS_BACKEND`, else "auto" (see fps.py)
 
     @property
     def feature_dim(self) -> int:
@@ -157,7 +158,7 @@ class PointBERT(nn.Module):
     def forward(self, points: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         config = self.config
         neighbourhoods, centres = group_points(
-            points, config.num_groups, config.group_size, config.fps_start, generator
+            points, config.num_groups, config.group_size, config.fps_start, generator, config.fps_backend
         )
         tokens = self.reduce_dim(self.encoder(neighbourhoods))
         batch = tokens.shape[0]

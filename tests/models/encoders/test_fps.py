@@ -29,6 +29,22 @@ def test_batched_fps_equals_reference_loop(mode: str) -> None:
         assert torch.equal(row, fps_reference_loop(cloud, 64, int(start)))
 
 
+@pytest.mark.parametrize("start", ["first", "farthest", torch.tensor([7, 0, 599])])
+def test_loop_backend_is_the_reference_loop_one_cloud_at_a_time(start, monkeypatch) -> None:
+    clouds = random_clouds(3, 600, seed=5)
+    calls = []
+    reference = fps.fps_reference_loop
+
+    def counted(*args):
+        calls.append(1)
+        return reference(*args)
+
+    monkeypatch.setattr(fps, "fps_reference_loop", counted)
+    looped = farthest_point_sample(clouds, 40, start=start, backend="loop")
+    assert calls == [1, 1, 1]
+    assert torch.equal(looped, farthest_point_sample(clouds, 40, start=start, backend="torch"))
+
+
 def test_explicit_start_indices_are_honoured() -> None:
     clouds = random_clouds(4, 300, seed=1)
     starts = torch.tensor([5, 17, 0, 299])

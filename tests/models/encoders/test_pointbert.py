@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
+from cmcr.models.encoders import fps
 from cmcr.models.encoders.pointbert import Attention, PointBERT
 from cmcr.models.encoders.ulip import TINY_POINT
 
@@ -64,6 +67,22 @@ def test_different_clouds_give_different_features(model: PointBERT) -> None:
     with torch.inference_mode():
         features = model(torch.cat([clouds(1, seed=4), clouds(1, seed=5) * 0.5]))
     assert not torch.allclose(features[0], features[1], atol=1e-3)
+
+
+def test_fps_backend_of_the_config_picks_the_sampler_and_keeps_the_embedding(model, monkeypatch) -> None:
+    """The speed benchmark's baseline: the same weights with the official per-cloud loop FPS."""
+    looped = PointBERT(dataclasses.replace(TINY_POINT, fps_backend="loop")).eval()
+    looped.load_state_dict(model.state_dict())
+    calls = []
+    reference = fps.fps_reference_loop
+    monkeypatch.setattr(fps, "fps_reference_loop", lambda *args: calls.append(1) or reference(*args))
+    batch = clouds(2, 512, seed=4)
+    with torch.inference_mode():
+        ours = model(batch)
+        assert calls == [], "the default config sampled through the per-cloud loop"
+        baseline = looped(batch)
+    assert calls == [1, 1]
+    torch.testing.assert_close(ours, baseline)
 
 
 def test_attention_is_softmax_of_scaled_dot_products() -> None:
