@@ -349,7 +349,7 @@ def build_default_gallery(assets: Path, folder: Path, embedder: Any, progress: P
     gallery = Gallery.create(folder, embedder.space_id, embedder.space.dim)
     sources = [source for source in (scan_folder(assets) if assets.is_dir() else []) if _places(embedder, source.modality)]
     if not sources:
-        log.warning("no default gallery: %s holds no assets this space can place (run tools/make_assets.py)", assets)
+        log.warning("no default gallery: %s holds no assets this space can place (run python -m tools.make_assets)", assets)
         return gallery
     progress(0.0, f"Embedding the default gallery ({len(sources)} items)")
     report = ingest(gallery, sources, embedder, progress=each(progress, len(sources), "Embedding the default gallery"))
