@@ -643,7 +643,7 @@ class Studio:
     def _classify(self, served: ServedSpace, modality: str, embedding: np.ndarray,
                   labels: str | Sequence[str] | None) -> dict[str, float]:
         """Label probabilities; the default label set's prompt embeddings are computed once."""
-        from cmcr.retrieval.search import DEFAULT_LABELS, TEMPLATES, ZeroShotClassifier
+        from cmcr.retrieval.zeroshot import DEFAULT_LABELS, TEMPLATES, ZeroShotClassifier
 
         if modality not in DEFAULT_LABELS:
             raise InputError(f"Naming works for audio, images and 3D shapes, not {MODALITY_NAMES[modality].lower()}.")
