@@ -30,7 +30,7 @@ _LAZY = {
     "FeatureMemory": "cmcr.data.features",
     "Gallery": "cmcr.retrieval.gallery",
     "SpaceEmbedder": "cmcr.retrieval.search",
-    "ZeroShotClassifier": "cmcr.retrieval.search",
+    "ZeroShotClassifier": "cmcr.retrieval.zeroshot",
     "TrainConfig": "cmcr.training.trainer",
 }
 

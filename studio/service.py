@@ -25,8 +25,9 @@ from cmcr.data.media.preview import points_to_preview
 from cmcr.errors import InputError
 from cmcr.models.registry import DEFAULT_SPACE
 from cmcr.retrieval.gallery import EXTENSIONS, Gallery, SourceFile, caption_from_name, ingest, scan_folder, sha256_bytes
-from cmcr.retrieval.search import DEFAULT_LABELS, TEMPLATES, SpaceEmbedder, ZeroShotClassifier
+from cmcr.retrieval.search import SpaceEmbedder
 from cmcr.retrieval.search import query as search
+from cmcr.retrieval.zeroshot import DEFAULT_LABELS, TEMPLATES, ZeroShotClassifier
 from studio.answers import DEFAULT_K, EMPTY_GALLERY, MODALITY_NAMES, Query, Results, ShownHit
 from studio.loading import TINY_SPACE_LABEL, ModelSet, load_models
 from studio.session import RecentShapes, SessionGallery, ShapeThumbnails, display_image

@@ -1,2 +1,2 @@
-"""Searching in a space: galleries of embedded items (`gallery`), queries of any modality and
-zero-shot classification (`search`)."""
+"""Searching in a space: galleries of embedded items (`gallery`), queries of any modality
+(`search`) and zero-shot classification (`zeroshot`)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import cmcr.retrieval.gallery.index as index_module
 from cmcr.errors import InputError
 from cmcr.retrieval.gallery import (
     Gallery,
@@ -14,6 +15,7 @@ from cmcr.retrieval.gallery import (
     index_recall,
     sha256_bytes,
 )
+from cmcr.retrieval.gallery.index import _TorchSearcher
 from tests.ranking import assert_same_ranking
 
 SPACE = "space-sha256:test-space"
@@ -100,8 +102,6 @@ def test_gallery_beyond_the_exact_limit_uses_the_approximate_index(tmp_path):
 def test_torch_searcher_agrees_with_faiss_flat():
     embeddings = _clustered(2000, 24, seed=7)
     queries = _clustered(30, 24, seed=8)
-    from cmcr.retrieval.gallery import _TorchSearcher
-
     torch_scores, torch_rows = _TorchSearcher(embeddings, "cpu").search(queries, 10)
     faiss_scores, faiss_rows = build_searcher(embeddings, IndexSettings(), "cpu").search(queries, 10)
     for got_rows, got_scores, want_rows, want_scores in zip(torch_rows, torch_scores, faiss_rows, faiss_scores):
@@ -133,8 +133,6 @@ def test_malformed_queries_get_clear_messages(tmp_path, queries, message):
 @pytest.mark.parametrize("approximate", ["hnsw", "ivf"])
 def test_a_saved_gallery_keeps_its_approximate_index_for_the_next_open(tmp_path, monkeypatch, approximate):
     """Building HNSW over a large gallery takes minutes; the next process reads it back instead."""
-    import cmcr.retrieval.gallery as gallery_module
-
     embeddings = _clustered(1200, 16, seed=9)
     settings = IndexSettings(exact_limit=100, approximate=approximate, ivf_probes=64)
     gallery = Gallery.create(tmp_path / "g", SPACE, 16, settings=settings, device="cpu")
@@ -149,7 +147,7 @@ def test_a_saved_gallery_keeps_its_approximate_index_for_the_next_open(tmp_path,
     def no_rebuild(*args, **kwargs):
         raise AssertionError("the saved index was rebuilt")
 
-    monkeypatch.setattr(gallery_module, "build_faiss_index", no_rebuild)
+    monkeypatch.setattr(index_module, "build_faiss_index", no_rebuild)
     reopened = Gallery.open(tmp_path / "g", settings=settings, device="cpu")
     again = reopened.search(embeddings[:30], space_id=SPACE, k=5)
     assert [[hit.item.id for hit in hits] for hits in again] == [[hit.item.id for hit in hits] for hits in first]

@@ -1,0 +1,64 @@
+"""Finding the files a gallery takes: which suffixes hold which modality, and the caption each
+file's item carries (from a manifest, a sidecar text file, or the file name)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from cmcr.data.media.points import FILE_SUFFIXES as POINT_FILE_SUFFIXES
+from cmcr.errors import InputError
+from cmcr.retrieval.gallery.items import SourceFile
+
+# Folder scans skip .txt and .csv point clouds: beside media files those are captions (sidecar
+# `<stem>.txt`) or metadata far more often than xyz rows; the app and `load_points` still take them.
+EXTENSIONS = {
+    "image": (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"),
+    "audio": (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aif", ".aiff"),
+    "points": tuple(suffix for suffix in POINT_FILE_SUFFIXES if suffix not in (".txt", ".csv")),
+}
+_MODALITY_BY_SUFFIX = {suffix: m for m, suffixes in EXTENSIONS.items() for suffix in suffixes}
+
+
+def modality_of(path: Path) -> str | None:
+    """The modality a gallery file holds, by suffix; None for files a gallery does not take."""
+    return _MODALITY_BY_SUFFIX.get(path.suffix.lower())
+
+
+def caption_from_name(path: Path) -> str:
+    return path.stem.replace("_", " ").replace("-", " ").strip()
+
+
+def scan_folder(folder: str | os.PathLike) -> list[SourceFile]:
+    """Every image, audio and 3D file under `folder`, sorted, with a caption for each.
+
+    Captions come from a `manifest.json` in the file's folder or above (the layout `assets/` uses)
+    when it names the file, else from a sidecar `<stem>.txt`, else from the file name.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError(f"'{folder}' is not a folder.")
+    captions = _manifest_captions(root)
+    sources = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        modality = modality_of(path)
+        if modality is None:
+            continue
+        sidecar = path.with_suffix(".txt")
+        caption = captions.get(path.resolve()) or (
+            sidecar.read_text(errors="replace").strip() if sidecar.is_file() else caption_from_name(path))
+        sources.append(SourceFile(path, modality, caption))
+    return sources
+
+
+def _manifest_captions(root: Path) -> dict[Path, str]:
+    """Captions from every `manifest.json` under `root`; each names files relative to its folder."""
+    captions = {}
+    for manifest in sorted(root.rglob("manifest.json")):
+        try:
+            entries = json.loads(manifest.read_text())["items"]
+            captions.update({(manifest.parent / entry["file"]).resolve(): str(entry["caption"]) for entry in entries})
+        except (ValueError, KeyError, TypeError) as error:
+            raise InputError(f"'{manifest}' is not a valid manifest: {error}") from None
+    return captions

@@ -1,0 +1,39 @@
+"""Zero-shot classification through a tiny-profile space: distributions over the default and
+given labels, and prompt averaging."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cmcr.errors import InputError
+from cmcr.retrieval.zeroshot import MODELNET40, ZeroShotClassifier, zero_shot
+from tests.paths import ASSETS
+from tests.retrieval.samples import QUERIES
+
+pytestmark = pytest.mark.slow
+
+
+def test_zero_shot_3d_gives_a_distribution_over_modelnet40(tiny_embedder):
+    assert len(set(MODELNET40)) == 40
+    results = zero_shot(tiny_embedder, "points", [QUERIES["points"], ASSETS / "shapes" / "car.glb"], top=None)
+    for labels in results:
+        assert [label for label, _ in labels] != [] and {label for label, _ in labels} == set(MODELNET40)
+        probabilities = [p for _, p in labels]
+        assert sum(probabilities) == pytest.approx(1.0, abs=1e-5)
+        assert probabilities == sorted(probabilities, reverse=True) and min(probabilities) >= 0
+
+
+def test_zero_shot_with_own_labels_and_prompt_averaging(tiny_embedder):
+    labels = ["rain", "a siren", "a dog barking"]
+    top = zero_shot(tiny_embedder, "audio", [QUERIES["audio"]], labels=labels, top=2)[0]
+    assert len(top) == 2 and {label for label, _ in top} <= set(labels)
+    classifier = ZeroShotClassifier(tiny_embedder, labels, ("the sound of {}.", "{} can be heard."))
+    single = [tiny_embedder.embed("text", [t.format(label) for t in ("the sound of {}.", "{} can be heard.")])
+              for label in labels]
+    averaged = np.stack([rows.mean(axis=0) / np.linalg.norm(rows.mean(axis=0)) for rows in single])
+    np.testing.assert_allclose(classifier.matrix, averaged, atol=1e-5)
+    with pytest.raises(InputError, match="at least two"):
+        zero_shot(tiny_embedder, "image", [QUERIES["image"]], labels=["cat", " cat "])
+    with pytest.raises(InputError, match="must contain"):
+        ZeroShotClassifier(tiny_embedder, labels, ("no placeholder",))
