@@ -697,7 +697,8 @@ def bench_train(bench: Bench) -> list[Figure]:
     run reports the figure as its own baseline rather than training twice.
     """
     from cmcr.evaluation.synthetic import SyntheticWorld, WorldSpec
-    from cmcr.training.trainer import TrainConfig, train_connection
+    from cmcr.training.config import TrainConfig
+    from cmcr.training.trainer import train_connection
 
     figures = []
     for rows in bench.plan.train_rows:

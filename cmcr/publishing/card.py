@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import yaml
 
-from cmcr.evaluation.protocols import markdown_table
+from cmcr.evaluation.metrics import markdown_table
 from cmcr.models.registry import ENCODER_MODALITIES
 
 TAGS = ("cmcr", "c-mcr", "ex-mcr", "cross-modal-retrieval", "multimodal", "clip", "clap", "ulip",
