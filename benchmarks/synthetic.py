@@ -24,10 +24,12 @@ from tqdm.auto import tqdm
 
 from cmcr.cli import run_reporting_errors
 from cmcr.errors import InputError
-from cmcr.evaluation.protocols import chance_metrics, markdown_table
+from cmcr.evaluation.metrics import chance_metrics, markdown_table
 from cmcr.evaluation.synthetic import (SyntheticWorld, WorldSpec, connect_test_pairs, pair_recalls,
                             text_bridge)
-from cmcr.training.trainer import ConnectionMemories, TrainConfig, load_config, train_connection
+from cmcr.training.config import TrainConfig, load_config
+from cmcr.training.memories import ConnectionMemories
+from cmcr.training.trainer import train_connection
 
 ABLATIONS = {
     "C-MCR, no semantic consistency (overlap pairs only)": {"semantic_consistency": False},

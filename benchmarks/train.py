@@ -7,7 +7,8 @@ from typing import Any
 from benchmarks.bench import EMBED_DIM, Bench
 from benchmarks.figures import TARGETS, Figure
 from cmcr.evaluation.synthetic import SyntheticWorld, WorldSpec
-from cmcr.training.trainer import TrainConfig, train_connection
+from cmcr.training.config import TrainConfig
+from cmcr.training.trainer import train_connection
 
 
 def bench_train(bench: Bench) -> list[Figure]:

@@ -31,7 +31,7 @@ _LAZY = {
     "Gallery": "cmcr.retrieval.gallery",
     "SpaceEmbedder": "cmcr.retrieval.search",
     "ZeroShotClassifier": "cmcr.retrieval.zeroshot",
-    "TrainConfig": "cmcr.training.trainer",
+    "TrainConfig": "cmcr.training.config",
 }
 
 __all__ = ["CMCRError", "CheckpointError", "HubUnavailableError", "InputError", "__version__", *_LAZY]

@@ -21,8 +21,10 @@ from tqdm import tqdm
 
 from cmcr.cli import run_reporting_errors
 from cmcr.errors import InputError
-from cmcr.evaluation.protocols import (chance_metrics, evaluate_folders, evaluate_memory, evaluate_synthetic,
-                           markdown_table, read_pairs, retrieval_metrics)
+from cmcr.evaluation.metrics import chance_metrics, markdown_table, retrieval_metrics
+from cmcr.evaluation.protocols import evaluate_folders, evaluate_memory, evaluate_synthetic, read_pairs
+from cmcr.evaluation.synthetic import WorldSpec
+from cmcr.training.config import TrainConfig
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -53,9 +55,6 @@ def memory_set(text: str | None, flag: str) -> tuple[str, str]:
 
 
 def synthetic_rows(args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    from cmcr.evaluation.synthetic import WorldSpec
-    from cmcr.training.trainer import TrainConfig
-
     spec = WorldSpec(n_overlap=args.size, n_p=args.size, n_q=args.size, n_test=min(1000, args.size))
     return evaluate_synthetic(spec, TrainConfig(epochs=args.epochs, device=args.device))
 

@@ -1,4 +1,4 @@
-"""Embed folders of images, audio and 3D files and text files into a feature memory (DESIGN §3).
+"""Embed folders of images, audio and 3D files and text files into a feature memory.
 
     python scripts/extract_features.py --images DIR --audio DIR --points DIR --text FILE \
         --output features/ --profile tiny|full [--num-workers 8] [--shard-size 1024]
@@ -21,7 +21,10 @@ from pathlib import Path
 
 from cmcr.data.corpus import default_corpus
 from cmcr.cli import run_reporting_errors
-from cmcr.data.extract import ExtractOptions, Rank, collect_sources, extract, finalise
+from cmcr.data.extract import Rank, extract
+from cmcr.data.merge import finalise
+from cmcr.data.plan import ExtractOptions
+from cmcr.data.sources import collect_sources
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,2 +1,3 @@
-"""How well a space connects modalities: the synthetic MCR world (`synthetic`), retrieval
-protocols (`protocols`) and the reproduction of the official inference example (`official`)."""
+"""How well a space connects modalities: retrieval metrics (`metrics`, a numpy-only leaf), the
+synthetic MCR world (`synthetic`), evaluation protocols (`protocols`) and the reproduction of the
+official inference example (`official`)."""

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from cmcr.data.media import load_audio, load_image, normalise_points
 from cmcr.errors import InputError
 
 SAMPLES = ("toilet", "BBQ", "train")
@@ -68,8 +69,6 @@ class SampleInputs:
 
 def read_samples(folder: str | Path) -> SampleInputs:
     """The official samples from `folder` (assets/official/ ships them), clouds as stored."""
-    from cmcr.data.media import load_audio, load_image
-
     folder = Path(folder)
     missing = [f"{name}.{suffix}" for name in SAMPLES for suffix in ("jpeg", "wav", "npy")
                if not (folder / f"{name}.{suffix}").is_file()]
@@ -144,8 +143,6 @@ def compare_preprocessing(inputs: SampleInputs, ulip: Any) -> list[tuple[str, fl
     """Cosine between the ULIP embedding of each stored cloud (the official input) and of the same
     cloud as the app prepares an upload (`cmcr.data.media.normalise_points`: re-centred, unit sphere, the
     app's point count)."""
-    from cmcr.data.media import normalise_points
-
     official = ulip.embed("points", inputs.clouds)
     app = ulip.embed("points", [normalise_points(cloud) for cloud in inputs.clouds])
     return [(name, float(a @ b)) for name, a, b in zip(SAMPLES, official, app)]

@@ -1,4 +1,4 @@
-"""A synthetic MCR world with known ground truth (DESIGN §4).
+"""A synthetic MCR world with known ground truth.
 
 No real checkpoints are reachable here, so quality is measured on a world built like the real
 one: latent items are rendered into two frozen "MCRs" X and Y. Inside one MCR every modality
@@ -15,8 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from cmcr.training.trainer import ConnectionMemories
+from cmcr.evaluation.metrics import retrieval_metrics
+from cmcr.training.memories import ConnectionMemories
 
 _CENTRING_SAMPLES = 8192
 
@@ -138,8 +140,6 @@ def connect_test_pairs(heads: dict, method: str, x: str, y: str, test_p: np.ndar
                        test_q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Test p and q in the connected space: Y through its head; X through its head (C-MCR) or
     unchanged (Ex-MCR's frozen base)."""
-    import torch
-
     with torch.no_grad():
         q = heads[y](torch.from_numpy(test_q)).numpy()
         p = test_p if method == "ex-mcr" else heads[x](torch.from_numpy(test_p)).numpy()
@@ -148,8 +148,6 @@ def connect_test_pairs(heads: dict, method: str, x: str, y: str, test_p: np.ndar
 
 def pair_recalls(p: np.ndarray, q: np.ndarray) -> dict[str, float]:
     """q→p and p→q R@1/R@5 (percent) over row-aligned test pairs."""
-    from cmcr.evaluation.protocols import retrieval_metrics
-
     q_to_p = retrieval_metrics(q, p, ks=(1, 5))
     p_to_q = retrieval_metrics(p, q, ks=(1, 5))
     return {"q→p R@1": q_to_p["R@1"], "q→p R@5": q_to_p["R@5"],

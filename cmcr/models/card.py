@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from cmcr.evaluation.protocols import markdown_table
+from cmcr.evaluation.metrics import markdown_table
 from cmcr.models.registry import ENCODER_MODALITIES, ENCODERS
 
 PIPELINE_TAG = "feature-extraction"

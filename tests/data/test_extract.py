@@ -9,15 +9,11 @@ import numpy as np
 import pytest
 
 from cmcr import InputError
-from cmcr.data.extract import (
-    SHARDS_DIR,
-    ExtractOptions,
-    Rank,
-    collect_sources,
-    extract,
-    finalise,
-)
+from cmcr.data.extract import Rank, extract
 from cmcr.data.features import FeatureMemory
+from cmcr.data.merge import finalise
+from cmcr.data.plan import SHARDS_DIR, ExtractOptions
+from cmcr.data.sources import collect_sources
 
 OPTIONS = ExtractOptions(profile="tiny", shard_size=3, num_workers=0, device="cpu", num_points=512)
 SETS = [("text", "clip"), ("text", "clap"), ("image", "clip"), ("image", "ulip"), ("audio", "clap"),
@@ -150,7 +146,7 @@ def test_the_command_line_embeds_a_folder_of_mixed_files(sources, tmp_path, caps
 
 
 def test_the_commit_of_each_hub_checkpoint_is_read_from_the_cache(fake_hub):
-    from cmcr.data.extract import cached_commit, encoder_provenance
+    from cmcr.data.plan import cached_commit, encoder_provenance
     from cmcr.hub import download_file
 
     sha = fake_hub.add_repo("pl/encoder-weights", {"weights.pt": b"pretend weights"})

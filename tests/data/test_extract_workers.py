@@ -7,8 +7,10 @@ import dataclasses
 import numpy as np
 import torch
 
-from cmcr.data.extract import ExtractOptions, collect_sources, extract
+from cmcr.data.extract import extract
 from cmcr.data.features import FeatureMemory
+from cmcr.data.plan import ExtractOptions
+from cmcr.data.sources import collect_sources
 
 OPTIONS = ExtractOptions(profile="tiny", shard_size=3, num_workers=0, device="cpu", num_points=512)
 

@@ -1,4 +1,5 @@
-"""Feature memories: writing, streaming, lazy loading, validation, the connection table."""
+"""Feature memories: writing, streaming, lazy loading, validation, and the connection table
+(cmcr.data.connections) read from them."""
 
 from __future__ import annotations
 
@@ -10,13 +11,8 @@ import numpy as np
 import pytest
 
 import cmcr.data.features as features_module
-from cmcr.data.features import (
-    CONNECTIONS,
-    FeatureMemory,
-    available_connections,
-    get_connection,
-    load_connection,
-)
+from cmcr.data.connections import CONNECTIONS, available_connections, get_connection, load_connection
+from cmcr.data.features import FeatureMemory
 from cmcr.errors import InputError
 
 DIM = 8

@@ -8,7 +8,7 @@ import pytest
 
 from cmcr import InputError
 from cmcr.data.corpus import OBJECTS, SHAPES, SOUND_EVENTS, default_corpus
-from cmcr.data.extract import collect_sources, read_text_file, scan_media
+from cmcr.data.sources import collect_sources, read_text_file, scan_media
 
 
 def test_corpus_is_deterministic_distinct_and_covers_every_label():

@@ -9,17 +9,14 @@ import numpy as np
 import pytest
 
 from cmcr.errors import InputError
-from cmcr.evaluation.protocols import (
+from cmcr.evaluation.metrics import (
     average_precision,
     chance_metrics,
-    evaluate_memory,
-    evaluate_synthetic,
     markdown_table,
-    pairs_by_stem,
-    read_pairs,
     relevant_ranks,
     retrieval_metrics,
 )
+from cmcr.evaluation.protocols import evaluate_memory, evaluate_synthetic, pairs_by_stem, read_pairs
 from tests.paths import REPO
 
 
@@ -152,7 +149,7 @@ def test_evaluate_script_prints_a_table_for_aligned_arrays(tmp_path):
 @pytest.mark.slow
 def test_synthetic_evaluation_trains_and_reports_each_method_beside_chance():
     from cmcr.evaluation.synthetic import WorldSpec
-    from cmcr.training.trainer import TrainConfig
+    from cmcr.training.config import TrainConfig
 
     spec = WorldSpec(n_concepts=16, dim=16, hidden=32, n_overlap=400, n_p=400, n_q=400, n_test=100)
     rows = evaluate_synthetic(spec, TrainConfig(epochs=1, hidden=32, batch_size=128, device="cpu"))

@@ -15,10 +15,12 @@ import yaml
 from cmcr.data.features import FeatureMemory
 from cmcr.hub import download_snapshot
 from cmcr.models.space import UnifiedSpace
-from cmcr.pipeline import build_parser, config_from_args, main, run_pipeline
+from cmcr.pipeline.run import run_pipeline
 from tests.pipeline.conftest import QUICK
+from tests.scripts import load_script
 
 TOKEN = "hf_cmcr_pipeline_token"
+train_script = load_script("train")
 
 
 def _argv(sources: dict, output: Path, *extra: str) -> list[str]:
@@ -29,7 +31,8 @@ def _argv(sources: dict, output: Path, *extra: str) -> list[str]:
 
 def _run(argv: list[str]):
     lines: list[str] = []
-    result = run_pipeline(config_from_args(build_parser().parse_args(argv)), progress=False, log=lines.append)
+    result = run_pipeline(train_script.config_from_args(train_script.parse_args(argv)), progress=False,
+                          log=lines.append)
     return result, "\n".join(lines)
 
 
@@ -132,7 +135,7 @@ def test_a_failed_push_keeps_the_output_and_prints_a_retry_command_that_works(
     output, _, _ = first_run
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     fake_hub.fail_next(count=50, status=503, method="POST")
-    code = main(_argv(sources, output, "--push-to-hub", "user/cmcr-flaky", "--revision", "nightly"))
+    code = train_script.main(_argv(sources, output, "--push-to-hub", "user/cmcr-flaky", "--revision", "nightly"))
     error = capsys.readouterr().err
     assert code == 3 and "untouched" in error and "Traceback" not in error
     folder = output / "space"
@@ -142,7 +145,7 @@ def test_a_failed_push_keeps_the_output_and_prints_a_retry_command_that_works(
     assert retry.startswith("python scripts/train.py --push-folder") and "--revision nightly" in retry
 
     fake_hub.clear_faults()
-    assert main(shlex.split(retry)[2:]) == 0
+    assert train_script.main(shlex.split(retry)[2:]) == 0
     assert _state(folder) == kept
     files = fake_hub.files("user/cmcr-flaky", revision="nightly")
     assert {name: hashlib.sha256(data).hexdigest() for name, data in files.items() if name in kept} == kept
@@ -184,21 +187,17 @@ def test_text_only_trains_what_text_can_and_says_what_it_cannot(sources, tmp_pat
     ("- just\n- a list\n", [], "must hold a mapping"),
 ])
 def test_a_malformed_config_ends_with_a_message_and_a_non_zero_exit(tmp_path, capsys, content, flags, message):
-    from scripts.train import (
-        main as train_script,  # without --features it runs the pipeline
-    )
-
     config = tmp_path / "run.yaml"
     config.write_text(content)
-    assert train_script(["--config", str(config), "--output", str(tmp_path / "out"), *flags]) == 2
+    assert train_script.main(["--config", str(config), "--output", str(tmp_path / "out"), *flags]) == 2
     error = capsys.readouterr().err
     assert message in error and "Traceback" not in error
     assert not (tmp_path / "out" / "space").exists()
 
 
 def test_the_shipped_configs_parse_and_default_yaml_matches_the_code_defaults():
-    from cmcr.pipeline import CONFIG_DIR, PipelineConfig, load_pipeline_config
-    from cmcr.training.trainer import TrainConfig
+    from cmcr.pipeline.config import CONFIG_DIR, PipelineConfig, load_pipeline_config
+    from cmcr.training.config import TrainConfig
 
     default = load_pipeline_config(CONFIG_DIR / "default.yaml")
     assert default.to_dict() == PipelineConfig(train=TrainConfig()).to_dict()
@@ -211,7 +210,7 @@ def test_the_shipped_configs_parse_and_default_yaml_matches_the_code_defaults():
 
 
 def test_toml_and_yaml_configs_and_overrides_mean_the_same(tmp_path):
-    from cmcr.pipeline import load_pipeline_config
+    from cmcr.pipeline.config import load_pipeline_config
 
     (tmp_path / "run.toml").write_text('profile = "tiny"\nconnections = ["clap->clip"]\n[sources]\n'
                                        'images = "photos"\n[train]\nepochs = 4\nlr = 3e-4\n')

@@ -13,7 +13,8 @@ import numpy as np
 
 from cmcr.data.features import FeatureMemory
 from cmcr.evaluation.synthetic import WorldSpec, make_world
-from cmcr.pipeline import build_config, train_and_publish
+from cmcr.pipeline.config import build_config
+from cmcr.pipeline.run import train_and_publish
 
 WORLD = WorldSpec(latent_dim=8, dim=32, hidden=32, n_concepts=16, n_overlap=1500, n_p=800, n_q=800,
                   n_test=100)

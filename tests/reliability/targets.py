@@ -83,7 +83,7 @@ def open_memory(*named: object) -> None:
 
 
 def parse_train_config(text: bytes, suffix: str) -> None:
-    from cmcr.training.trainer import load_config
+    from cmcr.training.config import load_config
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"config{suffix}"
@@ -92,7 +92,7 @@ def parse_train_config(text: bytes, suffix: str) -> None:
 
 
 def parse_pipeline_config(text: bytes, suffix: str) -> None:
-    from cmcr.pipeline import load_pipeline_config
+    from cmcr.pipeline.config import load_pipeline_config
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"config{suffix}"

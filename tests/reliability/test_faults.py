@@ -23,7 +23,8 @@ import torch
 
 from cmcr.errors import HubUnavailableError, InputError
 from cmcr.evaluation.synthetic import WorldSpec, make_world
-from cmcr.training.trainer import TrainConfig, train_connection
+from cmcr.training.config import TrainConfig
+from cmcr.training.trainer import train_connection
 from tests.paths import REPO
 
 WORLD = WorldSpec(latent_dim=8, dim=32, hidden=32, n_concepts=16, noise_weight=0.25,
@@ -34,8 +35,8 @@ TRAINER = f"""
 import sys, time, torch
 torch.set_num_threads(1)
 from cmcr.evaluation.synthetic import WorldSpec, make_world
-from cmcr.training.trainer import TrainConfig, train_connection
-from tests.paths import REPO
+from cmcr.training.config import TrainConfig
+from cmcr.training.trainer import train_connection
 from tests.paths import REPO
 world = make_world(WorldSpec(**{dataclasses.asdict(WORLD)!r}))[0]
 config = TrainConfig(**{dataclasses.asdict(CONFIG)!r})

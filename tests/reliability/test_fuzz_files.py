@@ -86,7 +86,7 @@ def test_feature_memories(sandbox, record, manifest, arrays, items):
 
 
 def _train_fields() -> list[str]:
-    from cmcr.training.trainer import TrainConfig
+    from cmcr.training.config import TrainConfig
 
     return [f.name for f in dataclasses.fields(TrainConfig)]
 

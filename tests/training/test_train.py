@@ -9,14 +9,11 @@ import pytest
 import torch
 
 from cmcr.errors import InputError
-from cmcr.evaluation.protocols import retrieval_metrics
+from cmcr.evaluation.metrics import retrieval_metrics
 from cmcr.evaluation.synthetic import WorldSpec, make_world
-from cmcr.training.trainer import (
-    TrainConfig,
-    load_config,
-    save_training_curve,
-    train_connection,
-)
+from cmcr.training.config import TrainConfig, load_config
+from cmcr.training.curves import save_training_curve
+from cmcr.training.trainer import train_connection
 
 WORLD = WorldSpec(latent_dim=8, dim=64, hidden=64, n_concepts=32, noise_weight=0.25,
                   n_overlap=1500, n_p=1500, n_q=1500, n_test=200)

@@ -1,0 +1,116 @@
+"""The run: extract (or reuse) features, train, evaluate, write the space folder(s), push."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cmcr.data.corpus import default_corpus
+from cmcr.data.extract import Rank, extract
+from cmcr.data.features import FeatureMemory
+from cmcr.data.plan import RECORD_NAME
+from cmcr.data.sources import Sources, collect_sources
+from cmcr.pipeline.config import PipelineConfig, SourcesConfig, extract_options
+from cmcr.pipeline.evaluate import evaluate_connection, evaluate_named_pairs
+from cmcr.pipeline.plan import ConnectionPlan, connection_memories, plan_connections, split_held_out
+from cmcr.pipeline.publish import TrainedSpace, push_space, write_space_folder
+from cmcr.training.spaces import build_spaces, json_safe, spaces_by_folder
+from cmcr.training.trainer import train_connection
+
+SPACE_DIR = "space"
+FEATURES_DIR = "features"
+
+
+@dataclass
+class PipelineResult:
+    features: Path
+    spaces: dict[str, Path]  # space name → folder
+    evaluation: dict[str, dict]
+    notes: list[str]
+    pushed: str | None = None
+
+
+def run_pipeline(config: PipelineConfig, *, progress: bool = True,
+                 log: Callable[[str], None] = print) -> PipelineResult:
+    """Extract (or reuse) features, train, evaluate, write the space folder(s), push if asked."""
+    features = Path(config.output) / FEATURES_DIR
+    sources = collect(config.sources)
+    log(f"[1/4] features → {features} ({config.profile} profile)")
+    report = extract(sources, features, extract_options(config), rank=Rank(), progress=progress)
+    log(report.summary())
+    return train_and_publish(FeatureMemory(features), config, progress=progress, log=log)
+
+
+def train_and_publish(memory: FeatureMemory, config: PipelineConfig, *, progress: bool = True,
+                      log: Callable[[str], None] = print) -> PipelineResult:
+    """Steps 2-4 on a feature memory: train, evaluate, write the space folder(s), push."""
+    memory.validate()
+    plans, notes = plan_connections(memory, config.connections)
+    if config.profile == "tiny":
+        notes.insert(0, "Tiny profile: random toy encoders. These heads and numbers carry no meaning; "
+                        "they only show that the pipeline works.")
+    for note in notes:
+        log(f"NOTE: {note}")
+    log(f"[2/4] training {', '.join(p.name for p in plans)} ({config.method})")
+    trained = _train_and_evaluate(memory, plans, config, progress)
+    log("[3/4] writing the space folder(s)")
+    folders, evaluation = {}, {}
+    for out in trained:
+        folder = Path(config.output) / (SPACE_DIR if len(trained) == 1 else f"{SPACE_DIR}-{out.name}")
+        record = {"history": out.histories, "evaluation": out.evaluation, "notes": notes}
+        folders[out.name] = write_space_folder(folder, out, record, run_config=config.to_dict(), notes=notes,
+                                               repo_id=config.hub.repo_id)
+        evaluation.update(out.evaluation)
+    for table, rows in evaluation.items():
+        log(f"{table}: " + ("; ".join(f"{row} R@1 {m['R@1']:.1f}" for row, m in rows.items())
+                            or "too few items to hold out for evaluation"))
+    result = PipelineResult(memory.root, folders, evaluation, notes)
+    if config.hub.repo_id:
+        (folder,) = folders.values()
+        log(f"[4/4] pushing {folder} to {config.hub.repo_id}")
+        result.pushed = push_space(folder, config.hub)
+        log(f"pushed: {result.pushed}")
+    return result
+
+
+def collect(sources: SourcesConfig) -> Sources:
+    corpus = default_corpus(sources.corpus_size) if sources.corpus_size else None
+    return collect_sources(text=sources.text, texts=corpus, images=sources.images, audio=sources.audio,
+                           points=sources.points, text_column=sources.text_column)
+
+
+def _train_and_evaluate(memory: FeatureMemory, plans: list[ConnectionPlan], config: PipelineConfig,
+                        progress: bool) -> list[TrainedSpace]:
+    """Train each connection on its training rows; assemble the space(s); evaluate them."""
+    results, held = {}, {}
+    for plan in plans:
+        rows = memory.load(*plan.files["o_x"]).shape[0]
+        train_rows, held[plan.name] = split_held_out(rows, config.evaluation)
+        mem = connection_memories(memory, plan, train_rows)
+        results[plan.name] = train_connection(mem, config.train, config.method, progress=progress)
+    spaces = build_spaces(results, config.method, config.train, encoders=_encoder_provenance(memory))
+    by_name = {plan.name: plan for plan in plans}
+    trained = []
+    for name, (space, members) in spaces_by_folder(spaces, list(by_name)).items():
+        out = TrainedSpace(name, space)
+        for connection in members:
+            out.evaluation[connection] = evaluate_connection(memory, by_name[connection], space, held[connection])
+            out.histories[connection] = results[connection].history
+        named = evaluate_named_pairs(memory, space)
+        if named:
+            out.evaluation["matching file names"] = named
+        space.config["metrics"]["evaluation"] = json_safe(out.evaluation)
+        trained.append(out)
+    return trained
+
+
+def _encoder_provenance(memory: FeatureMemory) -> dict[str, dict]:
+    """Weights, revision, commit and profile of each encoder: from the extraction record, or
+    (a memory made elsewhere) the checkpoint its manifest names."""
+    record = memory.root / RECORD_NAME
+    if not record.is_file():
+        return {name: {"weights": entry.get("checkpoint")} for name, entry in memory.manifest()["encoders"].items()}
+    return {name: {key: entry.get(key) for key in ("weights", "revision", "commit", "profile")}
+            for name, entry in json.loads(record.read_text())["encoders"].items()}

@@ -1,0 +1,76 @@
+"""The hyperparameters of one training run, read from files and `key=value` overrides.
+
+Kept apart from the trainer so that reading and checking a run's configuration (the pipeline's
+config, the CLIs) never imports torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from cmcr import config as configfile
+from cmcr.errors import InputError
+
+LABEL = "training option"
+
+
+@dataclass
+class TrainConfig:
+    """Hyperparameters of one training run; defaults chosen on the synthetic benchmark
+    (docs/method.md records the sweep that picked them)."""
+
+    agg_temperature: float = 0.01  # τ_agg: softmax temperature of memory aggregation
+    noise_variance: float = 0.004  # σ²: semantic completion noise (0 disables completion)
+    top_k: int | None = None  # aggregate over each query's k nearest memory rows only
+    semantic_consistency: bool = True  # False: train on overlap pairs only (ablation)
+    temperature: float = 0.1  # τ: InfoNCE temperature
+    intra_weight: float = 0.1  # λ: weight of the intra-MCR alignment term
+    hidden: int = 1024  # projector hidden width
+    dim_out: int | None = None  # C-MCR connected-space width (None: the X encoder's width)
+    epochs: int = 20
+    batch_size: int = 1024
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    warmup_fraction: float = 0.05  # of all steps, linear warm-up before the cosine decay
+    seed: int = 0
+    val_fraction: float = 0.05  # overlap rows held out for early stopping (0: none)
+    val_max_rows: int = 5000
+    patience: int = 5  # epochs without a better validation R@1 before stopping
+    device: str | None = None  # None: "cuda" when available, else "cpu"
+    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    agg_chunk_size: int = 8192  # memory rows per aggregation block
+
+    @classmethod
+    def from_dict(cls, values: Mapping) -> "TrainConfig":
+        """Build from a parsed YAML/TOML mapping; unknown keys and wrong types are InputErrors."""
+        config = configfile.build(cls, values, LABEL)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        """Reject values that would crash or silently misbehave mid-run."""
+        positive = ["agg_temperature", "temperature", "hidden", "epochs", "batch_size", "lr",
+                    "patience", "agg_chunk_size", "val_max_rows"]
+        bad = [name for name in positive if not getattr(self, name) > 0]
+        bad += [name for name in ("noise_variance", "intra_weight", "weight_decay")
+                if getattr(self, name) < 0]
+        bad += [name for name in ("val_fraction", "warmup_fraction")
+                if not 0 <= getattr(self, name) < 1]
+        bad += [name for name in ("top_k", "dim_out")
+                if getattr(self, name) is not None and getattr(self, name) < 1]
+        if bad:
+            raise InputError(f"training option(s) out of range: {', '.join(bad)} "
+                             f"(got {[getattr(self, name) for name in bad]})")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> TrainConfig:
+    """A TrainConfig from a YAML/TOML file of field values, then `key=value` overrides
+    (values parsed as YAML, so `top_k=null`, `amp=false`, `lr=3e-4` all work)."""
+    values = configfile.read_config_file(path) if path else {}
+    return TrainConfig.from_dict(configfile.apply_overrides(values, overrides))

@@ -1,0 +1,139 @@
+"""What a run trains on: a connection's unpaired memories and the views computed from them.
+
+A connection's memories are unit rows (arrays or memory maps): the overlap embedded by both
+encoders and one unrelated item set per encoder. Before training, each run holds out overlap rows
+for early stopping and computes the pseudo partners once, by streaming aggregation
+(`cmcr.training.enhance.aggregate`), as float16 tensors on the training device; the training loop
+only indexes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cmcr.errors import InputError
+from cmcr.training.config import TrainConfig
+from cmcr.training.enhance import aggregate
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+@dataclass
+class ConnectionMemories:
+    """Unpaired memories of one connection (docs/architecture.md): unit rows, arrays or tensors.
+
+    `o_x[i]` and `o_y[i]` embed the same overlap item with X and Y; `p` (X only) and `q`
+    (Y only) are unrelated item sets.
+    """
+
+    o_x: ArrayLike
+    o_y: ArrayLike
+    p: ArrayLike
+    q: ArrayLike
+    x: str
+    y: str
+
+    def check(self) -> None:
+        if self.o_x.shape[0] != self.o_y.shape[0]:
+            raise InputError(f"overlap memories must be row-aligned: {self.x} has "
+                             f"{self.o_x.shape[0]} rows, {self.y} has {self.o_y.shape[0]}")
+        if self.o_x.shape[1] != self.p.shape[1] or self.o_y.shape[1] != self.q.shape[1]:
+            raise InputError(f"widths differ within one MCR: o_x {tuple(self.o_x.shape)}, p "
+                             f"{tuple(self.p.shape)}, o_y {tuple(self.o_y.shape)}, q "
+                             f"{tuple(self.q.shape)}")
+        if min(self.o_x.shape[0], self.p.shape[0], self.q.shape[0]) < 2:
+            raise InputError("every memory needs at least 2 rows to train on")
+
+
+@dataclass
+class Views:
+    """Aligned rows of one aggregation centre: two base (X) views and two leaf (Y) views."""
+
+    x_o: torch.Tensor
+    x_p: torch.Tensor
+    y_o: torch.Tensor
+    y_q: torch.Tensor
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        # not dataclasses.astuple: it deep-copies every tensor
+        return self.x_o, self.x_p, self.y_o, self.y_q
+
+    def take(self, index: torch.Tensor) -> "Views":
+        return Views(*(view[index].float() for view in self.tensors()))
+
+    def __len__(self) -> int:
+        return self.x_o.shape[0]
+
+
+def split_overlap(rows: int, config: TrainConfig) -> tuple[np.ndarray, np.ndarray | None]:
+    """Seeded hold-out of overlap rows for early stopping; sorted so memmap reads are sequential."""
+    order = np.random.default_rng(config.seed).permutation(rows)
+    held_out = min(config.val_max_rows, int(round(config.val_fraction * rows)))
+    if held_out < 2:
+        return np.sort(order), None
+    if rows - held_out < 2:
+        raise InputError(f"val_fraction {config.val_fraction} leaves no overlap rows to train on")
+    return np.sort(order[held_out:]), np.sort(order[:held_out])
+
+
+def _rows_on(array: ArrayLike, rows: np.ndarray | None, device: torch.device) -> torch.Tensor:
+    """Selected rows as float16 on the device: half the memory, ample precision for unit rows."""
+    if isinstance(array, torch.Tensor):
+        picked = array if rows is None else array[torch.from_numpy(rows).to(array.device)]
+    else:
+        picked = torch.from_numpy(np.array(array if rows is None else array[rows],
+                                           dtype=np.float32))  # a copy: memmaps are read-only
+    return F.normalize(picked.to(device=device, dtype=torch.float32), dim=1).half()
+
+
+def to_pairs(queries: ArrayLike, gallery: ArrayLike, rows: np.ndarray | None,
+             device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    if rows is None and gallery.shape[0] != queries.shape[0]:
+        raise InputError("validation pairs must be row-aligned (as many p rows as q rows)")
+    return _rows_on(queries, rows, device), _rows_on(gallery, rows, device)
+
+
+def pseudo_views(mem: ConnectionMemories, rows: np.ndarray, method: str, config: TrainConfig,
+                 device: torch.device) -> list[Views]:
+    """Pseudo partners, computed once per run: overlap-centred always; Ex-MCR adds p- and
+    q-centred views (docs/method.md), each capped at the overlap size so one epoch visits each
+    about once."""
+    o_x, o_y = _rows_on(mem.o_x, rows, device), _rows_on(mem.o_y, rows, device)
+    mix = _mixer(config, device)
+    if not config.semantic_consistency:
+        return [Views(o_x, o_x, o_y, o_y)]
+    views = [Views(o_x, mix(o_x, mem.p), o_y, mix(o_y, mem.q))]
+    if method == "ex-mcr":
+        generator = np.random.default_rng(config.seed + 1)
+        p = _rows_on(mem.p, _subset(mem.p.shape[0], len(rows), generator), device)
+        q = _rows_on(mem.q, _subset(mem.q.shape[0], len(rows), generator), device)
+        x_o, y_o = _mix_pair(mix, p, o_x, o_y)
+        views.append(Views(x_o, p, y_o, mix(y_o, mem.q)))
+        y_o, x_o = _mix_pair(mix, q, o_y, o_x)
+        views.append(Views(x_o, mix(x_o, mem.p), y_o, q))
+    return views
+
+
+def _mixer(config: TrainConfig, device: torch.device) -> Callable:
+    def mix(queries, memory, values=None):
+        return aggregate(queries, memory, config.agg_temperature, values=values,
+                         top_k=config.top_k, chunk_size=config.agg_chunk_size,
+                         device=device).half()
+    return mix
+
+
+def _mix_pair(mix: Callable, queries: torch.Tensor, keys: torch.Tensor, partner: torch.Tensor):
+    """Aggregate over `keys` and mix the row-aligned `partner` with the same weights."""
+    both = mix(queries, keys, torch.cat([keys, partner], dim=1))
+    own, other = both.float().chunk(2, dim=1)
+    return F.normalize(own, dim=1).half(), F.normalize(other, dim=1).half()
+
+
+def _subset(size: int, limit: int, generator: np.random.Generator) -> np.ndarray | None:
+    return None if size <= limit else np.sort(generator.choice(size, limit, replace=False))
+

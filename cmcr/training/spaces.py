@@ -1,0 +1,82 @@
+"""Trained connections into spaces: every connection a feature memory holds, trained and assembled.
+
+Ex-MCR joins every connection's leaf head onto their shared base encoder X (one unified space);
+C-MCR keeps one pairwise space per connection.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from cmcr.data.connections import CONNECTIONS, available_connections, get_connection, load_connection
+from cmcr.data.features import FeatureMemory
+from cmcr.errors import InputError
+from cmcr.models.space import METHODS, UnifiedSpace
+from cmcr.training.config import TrainConfig
+from cmcr.training.memories import ConnectionMemories
+from cmcr.training.trainer import TrainResult, train_connection
+
+
+def train_space(memory: FeatureMemory, method: str, config: TrainConfig, *, progress: bool = True
+                ) -> tuple[UnifiedSpace | dict[str, UnifiedSpace], dict[str, dict]]:
+    """Train every connection whose four memory files are present in `memory`.
+
+    Ex-MCR returns one UnifiedSpace (the base plus one leaf head per connection); C-MCR
+    returns {folder name: UnifiedSpace} with one pairwise space per connection. The report maps
+    connection name → {"metrics", "history"}.
+    """
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r}; choose one of {METHODS}")
+    memory.validate()
+    names = available_connections(memory)
+    if not names:
+        needs = "; ".join(f"{name} needs " + ", ".join(f"{m}/{e}" for m, e in connection.files().values())
+                          for name, connection in CONNECTIONS.items())
+        raise InputError(f"{memory.root} holds no complete connection: {needs}")
+    results = {name: train_connection(ConnectionMemories(**load_connection(memory, name)),
+                                      config, method, progress=progress) for name in names}
+    report = {name: {"metrics": json_safe(result.metrics), "history": result.history}
+              for name, result in results.items()}
+    return build_spaces(results, method, config), report
+
+
+def build_spaces(results: Mapping[str, TrainResult], method: str, config: TrainConfig, *,
+                 encoders: dict[str, dict] | None = None) -> UnifiedSpace | dict[str, UnifiedSpace]:
+    """Assemble trained connections (name → TrainResult) into spaces.
+
+    Ex-MCR gives one UnifiedSpace (the shared base plus every connection's leaf head); C-MCR gives
+    {"clap-clip": space, ...}, one pairwise space per connection. `encoders` adds per-encoder
+    facts (weights, revision) to config.json, as `UnifiedSpace.build` describes.
+    """
+    hyperparameters = config.to_dict()
+    metrics = {name: json_safe(result.metrics) for name, result in results.items()}
+    if method == "ex-mcr":
+        heads = {leaf: head for result in results.values() for leaf, head in result.heads.items()}
+        (base,) = {get_connection(name).x for name in results}
+        return UnifiedSpace.build(method, heads, base=base, encoders=encoders,
+                                  hyperparameters=hyperparameters, metrics=metrics)
+    return {name.replace("→", "-"): UnifiedSpace.build(
+        method, result.heads, encoders=encoders, hyperparameters=hyperparameters,
+        metrics=metrics[name]) for name, result in results.items()}
+
+
+def spaces_by_folder(spaces: UnifiedSpace | dict[str, UnifiedSpace], connections: list[str]
+                     ) -> dict[str, tuple[UnifiedSpace, list[str]]]:
+    """What `build_spaces` gave, as {name: (space, the connections it holds)}: Ex-MCR's one space
+    is "unified", C-MCR's are named by their folder ("clap-clip")."""
+    if isinstance(spaces, UnifiedSpace):
+        return {"unified": (spaces, list(connections))}
+    return {folder: (space, [name for name in connections if name.replace("→", "-") == folder])
+            for folder, space in spaces.items()}
+
+
+def json_safe(values: Any) -> Any:
+    """NaN (e.g. no validation split) becomes None, recursively, so config.json and training.json
+    stay strict JSON."""
+    if isinstance(values, Mapping):
+        return {key: json_safe(value) for key, value in values.items()}
+    if isinstance(values, float) and math.isnan(values):
+        return None
+    return values
