@@ -27,7 +27,7 @@ from pathlib import Path
 from cmcr.cli import run_reporting_errors
 from cmcr.data.features import FeatureMemory
 from cmcr.errors import InputError
-from cmcr.models.space import METHODS
+from cmcr.models.space_format import METHODS
 from cmcr.pipeline.config import CONFIG_DIR, PROFILE_CONFIGS, HubConfig, PipelineConfig, load_pipeline_config
 from cmcr.pipeline.publish import TrainedSpace, push_space, write_space_folder
 from cmcr.pipeline.run import run_pipeline

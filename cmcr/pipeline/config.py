@@ -17,7 +17,7 @@ from cmcr import config as configfile
 from cmcr.data.connections import CONNECTIONS, get_connection
 from cmcr.data.plan import ExtractOptions
 from cmcr.errors import InputError
-from cmcr.models.space import METHODS
+from cmcr.models.space_format import METHODS
 from cmcr.training import config as training_config
 from cmcr.training.config import TrainConfig
 

@@ -13,7 +13,8 @@ from typing import Any
 from cmcr.data.connections import CONNECTIONS, available_connections, get_connection, load_connection
 from cmcr.data.features import FeatureMemory
 from cmcr.errors import InputError
-from cmcr.models.space import METHODS, UnifiedSpace
+from cmcr.models.space import UnifiedSpace
+from cmcr.models.space_format import METHODS
 from cmcr.training.config import TrainConfig
 from cmcr.training.memories import ConnectionMemories
 from cmcr.training.trainer import TrainResult, train_connection

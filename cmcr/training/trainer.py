@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from cmcr.atomic import replacing
 from cmcr.errors import InputError
 from cmcr.models.heads import CMCRProjector, ExMCRHead
-from cmcr.models.space import METHODS
+from cmcr.models.space_format import METHODS
 from cmcr.training.config import TrainConfig
 from cmcr.training.enhance import complete
 from cmcr.training.losses import info_nce, intra_alignment
