@@ -24,10 +24,12 @@ from cmcr.data.media.points import FILE_SUFFIXES
 from cmcr.data.media.preview import points_to_preview
 from cmcr.errors import InputError
 from cmcr.models.registry import DEFAULT_SPACE
-from cmcr.retrieval.gallery import EXTENSIONS, Gallery, SourceFile, caption_from_name, ingest, scan_folder, sha256_bytes
+from cmcr.data.media.kinds import EXTENSIONS
+from cmcr.retrieval.gallery import Gallery, SourceFile, caption_from_name, ingest, scan_folder, sha256_bytes
 from cmcr.retrieval.search import SpaceEmbedder
 from cmcr.retrieval.search import query as search
-from cmcr.retrieval.zeroshot import DEFAULT_LABELS, TEMPLATES, ZeroShotClassifier
+from cmcr.data.vocabulary import DEFAULT_LABELS, TEMPLATES
+from cmcr.retrieval.zeroshot import ZeroShotClassifier
 from studio.answers import DEFAULT_K, EMPTY_GALLERY, MODALITY_NAMES, Query, Results, ShownHit
 from studio.loading import TINY_SPACE_LABEL, ModelSet, load_models
 from studio.session import RecentShapes, SessionGallery, ShapeThumbnails, display_image

@@ -16,7 +16,7 @@ import gradio as gr
 
 from cmcr.errors import CMCRError, InputError
 from cmcr.models.registry import DEFAULT_SPACE, list_pretrained
-from cmcr.retrieval.gallery import EXTENSIONS
+from cmcr.data.media.kinds import EXTENSIONS
 from studio.answers import MODALITY_NAMES, Query, Results
 from studio.service import MAX_UPLOAD_SIZE, POINT_FILE_TYPES, Studio, unreadable_image_reason
 from studio.session import SessionGallery

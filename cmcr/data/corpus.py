@@ -13,7 +13,7 @@ import random
 import re
 
 from cmcr.errors import InputError
-from cmcr.retrieval.zeroshot import MODELNET40
+from cmcr.data.vocabulary import MODELNET40
 
 DEFAULT_SIZE = 3000
 DEFAULT_SEED = 0

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cmcr.data.media.kinds import EXTENSIONS
 from cmcr.errors import InputError
 from cmcr.models.registry import MODALITIES
 
@@ -75,7 +76,6 @@ def _text_rows(handle, suffix: str, path: Path, column: str) -> Iterator[tuple[i
 def scan_media(folder: str | Path, modality: str) -> list[dict]:
     """Every file of `modality` under `folder` (recursive, by extension), sorted; each item holds
     its path and, for the plan's fingerprint, its size and modification time."""
-    from cmcr.retrieval.gallery import EXTENSIONS  # the one list of accepted suffixes
 
     root = Path(folder)
     if not root.is_dir():

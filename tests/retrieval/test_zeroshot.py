@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from cmcr.errors import InputError
-from cmcr.retrieval.zeroshot import MODELNET40, ZeroShotClassifier, zero_shot
+from cmcr.data.vocabulary import MODELNET40
+from cmcr.retrieval.zeroshot import ZeroShotClassifier, zero_shot
 from tests.paths import ASSETS
 from tests.retrieval.samples import QUERIES
 

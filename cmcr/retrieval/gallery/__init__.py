@@ -21,7 +21,8 @@ from cmcr.retrieval.gallery.index import (IndexSettings, build_faiss_index, buil
                                           load_or_build_index)
 from cmcr.retrieval.gallery.ingest import IngestReport, ItemEmbedder, ingest
 from cmcr.retrieval.gallery.items import GalleryItem, Hit, NewItem, SourceFile
-from cmcr.retrieval.gallery.scan import EXTENSIONS, caption_from_name, modality_of, scan_folder
+from cmcr.data.media.kinds import EXTENSIONS, modality_of
+from cmcr.retrieval.gallery.scan import caption_from_name, scan_folder
 from cmcr.retrieval.gallery.store import Gallery
 
 __all__ = [
