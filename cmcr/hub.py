@@ -126,7 +126,8 @@ def download_snapshot(repo_id: str, *, revision: str | None = None, repo_type: s
 
 
 def download_space(repo_id: str, revision: str | None = None, *, cache_dir: str | Path | None = None,
-                   endpoint: str | None = None, token: str | bool | None = None, local_files_only: bool = False) -> Path:
+                   endpoint: str | None = None, token: str | bool | None = None,
+                   local_files_only: bool = False) -> Path:
     """Folder with a trained space's config.json, model.safetensors and README.md, all of one commit.
 
     Only those files are fetched: a space repo may hold other things (plots, pickles) that loading
@@ -172,8 +173,8 @@ def download_release_file(file: ReleaseFile, *, cache_dir: str | Path | None = N
         status = error.response.status_code if error.response is not None else None
         if status in (401, 403, 404, 410):
             raise CheckpointError(f"{url} answered HTTP {status}: the pinned file {file.path} of {file.repo} @ "
-                                  f"{file.commit} is not there. If you use a mirror ({ENV_RAW_ENDPOINT}), check that it "
-                                  "holds it.") from error
+                                  f"{file.commit} is not there. If you use a mirror ({ENV_RAW_ENDPOINT}), check "
+                                  "that it holds it.") from error
         raise HubUnavailableError(f"Downloading {url} failed: {_reason(error)}. {_release_advice(file, target)}") \
             from error
     except (httpx2.TransportError, OSError) as error:

@@ -55,6 +55,10 @@ class ServedSpace:
     def places(self, modality: str) -> bool:
         return _places(self.embedder, modality)
 
+    def placed_names(self) -> list[str]:
+        """The modalities this space places, as the page names them."""
+        return [MODALITY_NAMES[m].lower() for m in MODALITY_NAMES if self.places(m)]
+
     def describe(self) -> str:
         provenance = self.space.provenance
         if provenance:
@@ -93,7 +97,8 @@ class Studio:
         for index, (label, space) in enumerate(models.spaces.items()):
             embedder = SpaceEmbedder(space, {name: models.encoders[name] for name in space.encoders
                                              if name in models.encoders})
-            share = scaled(progress, 0.7 + 0.3 * index / len(models.spaces), 0.7 + 0.3 * (index + 1) / len(models.spaces))
+            share = scaled(progress, 0.7 + 0.3 * index / len(models.spaces),
+                           0.7 + 0.3 * (index + 1) / len(models.spaces))
             gallery = build_default_gallery(assets, workdir / f"gallery-{index}", embedder, share)
             served.append(ServedSpace(label, embedder, gallery))
         studio = cls(models, served, settings, workdir, assets)
@@ -161,8 +166,7 @@ class Studio:
                 return served
         wanted = MODALITY_NAMES.get(source, source).lower() + ("" if target is None else
                                                               f" and {MODALITY_NAMES.get(target, target).lower()}")
-        held = "; ".join(f"{served.label} places {', '.join(MODALITY_NAMES[m].lower() for m in MODALITY_NAMES if served.places(m))}"
-                         for served in self.served)
+        held = "; ".join(f"{served.label} places {', '.join(served.placed_names())}" for served in self.served)
         hint = (" Connecting audio with 3D needs a unified (Ex-MCR) space: start the app with "
                 f"--space {DEFAULT_SPACE}.") if {source, target} == {"audio", "points"} else ""
         raise InputError(f"No space served here connects {wanted} ({held}).{hint}")
@@ -207,7 +211,8 @@ class Studio:
             embedding = served.embedder.embed(query.modality, [decoded])
             held = {item.modality for item in searched.items}  # "any": skip what this gallery lacks
             for modality in targets if target is not None else [m for m in targets if m is None or m in held]:
-                found = search(served.embedder, searched, query.modality, embeddings=embedding, k=int(k), target=modality)[0]
+                found = search(served.embedder, searched, query.modality, embeddings=embedding, k=int(k),
+                               target=modality)[0]
                 hits += [(hit, searched) for hit in found]
         best = sorted(hits, key=lambda pair: -pair[0].score)[: int(k)]
         return Results(hits=[self._hit(searched, hit, rank) for rank, (hit, searched) in enumerate(best, start=1)])
@@ -350,9 +355,11 @@ def build_default_gallery(assets: Path, folder: Path, embedder: Any, progress: P
     """Embed every item of assets/ that the embedder's space can place (the generated gallery and
     the official samples)."""
     gallery = Gallery.create(folder, embedder.space_id, embedder.space.dim)
-    sources = [source for source in (scan_folder(assets) if assets.is_dir() else []) if _places(embedder, source.modality)]
+    found = scan_folder(assets) if assets.is_dir() else []
+    sources = [source for source in found if _places(embedder, source.modality)]
     if not sources:
-        log.warning("no default gallery: %s holds no assets this space can place (run python -m tools.make_assets)", assets)
+        log.warning("no default gallery: %s holds no assets this space can place "
+                    "(run python -m tools.make_assets)", assets)
         return gallery
     progress(0.0, f"Embedding the default gallery ({len(sources)} items)")
     report = ingest(gallery, sources, embedder, progress=each(progress, len(sources), "Embedding the default gallery"))
@@ -374,7 +381,8 @@ def _manifest_items(assets: Path) -> list[dict]:
     manifests = sorted(assets.rglob("manifest.json"), key=lambda path: (path.parent == assets, str(path)))
     items = []
     for manifest in manifests:
-        items += [{**item, "path": manifest.parent / item["file"]} for item in json.loads(manifest.read_text())["items"]]
+        entries = json.loads(manifest.read_text())["items"]
+        items += [{**item, "path": manifest.parent / item["file"]} for item in entries]
     return items
 
 

@@ -114,7 +114,8 @@ class ResultView:
         gallery = results.gallery_items()
         return [
             gr.Gallery(value=gallery, visible=bool(gallery)),
-            *[gr.Model3D(value=path, label=caption, visible=_shown(path)) for path, caption in _pad(shapes, TOP_SHAPES)],
+            *[gr.Model3D(value=path, label=caption, visible=_shown(path))
+              for path, caption in _pad(shapes, TOP_SHAPES)],
             *[gr.Audio(value=path, label=caption, visible=_shown(path)) for path, caption in _pad(sounds, TOP_SOUNDS)],
             gr.Label(value=results.labels, visible=results.labels is not None),
             gr.BarPlot(value=results.score_table(), visible=True),
@@ -342,7 +343,8 @@ def own_gallery_tab(studio: Studio) -> None:
         results = studio.answer_own(query, gallery, k=int(top_k), progress=_reporter(progress))
         return view.render(results)
 
-    add.click(add_files, [uploads, gallery_state], [gallery_state, status, contents, uploads], api_name="add_to_gallery")
+    add.click(add_files, [uploads, gallery_state], [gallery_state, status, contents, uploads],
+              api_name="add_to_gallery")
     search.click(run, [gallery_state, *query_input.inputs, k], view.outputs, api_name="search_gallery")
 
 

@@ -248,7 +248,8 @@ def test_the_app_serves_a_tiny_space_pulled_from_the_hub(first_run, fake_hub, hu
     loaded = load_models(StudioSettings(space="user/cmcr-app-loop", profile="tiny", device="cpu"))
     assert loaded.profile == "tiny" and list(loaded.spaces) == ["user/cmcr-app-loop"]
     rows = np.random.default_rng(1).standard_normal((3, 512)).astype(np.float32)
-    np.testing.assert_array_equal(loaded.spaces["user/cmcr-app-loop"].project(encoder="clap", modality="audio", features=rows),
+    served = loaded.spaces["user/cmcr-app-loop"]
+    np.testing.assert_array_equal(served.project(encoder="clap", modality="audio", features=rows),
                                   UnifiedSpace.from_pretrained(folder).project(encoder="clap", modality="audio",
                                                                                features=rows))
 

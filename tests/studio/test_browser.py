@@ -64,7 +64,8 @@ def test_the_tiny_profile_banner_is_shown(page):
 def test_audio_upload_shows_a_ranked_image_gallery(page, uploads, artifacts):
     open_tab(page, "audio-image")
     upload(page, "audio_to_image-input", uploads["audio"])
-    page.locator("#audio_to_image-input audio, #audio_to_image-input .waveform-container").first.wait_for(state="attached")
+    player = page.locator("#audio_to_image-input audio, #audio_to_image-input .waveform-container")
+    player.first.wait_for(state="attached")
     page.locator("#audio_to_image-go").click()
     thumbnails = page.locator("#audio_to_image-results img")
     thumbnails.first.wait_for()

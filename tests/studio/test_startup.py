@@ -156,10 +156,10 @@ def _tiny_cmcr_folder(root: Path) -> Path:
     """What C-MCR training writes: one space folder per connection, for the tiny encoders."""
     torch.manual_seed(0)
     tiny = {"profile": "tiny"}
-    UnifiedSpace.build("c-mcr", {"clap": CMCRProjector(512, 64, 512).eval(), "clip": CMCRProjector(512, 64, 512).eval()},
-                       encoders={"clap": tiny, "clip": tiny}).save_pretrained(root / "clap-clip")
-    UnifiedSpace.build("c-mcr", {"clip": OneLayerProjector(512, 512).eval(), "ulip": OneLayerProjector(512, 512).eval()},
-                       encoders={"clip": tiny, "ulip": tiny}).save_pretrained(root / "ulip-clip")
+    clap_clip = {"clap": CMCRProjector(512, 64, 512).eval(), "clip": CMCRProjector(512, 64, 512).eval()}
+    ulip_clip = {"clip": OneLayerProjector(512, 512).eval(), "ulip": OneLayerProjector(512, 512).eval()}
+    UnifiedSpace.build("c-mcr", clap_clip, encoders={"clap": tiny, "clip": tiny}).save_pretrained(root / "clap-clip")
+    UnifiedSpace.build("c-mcr", ulip_clip, encoders={"clip": tiny, "ulip": tiny}).save_pretrained(root / "ulip-clip")
     return root
 
 

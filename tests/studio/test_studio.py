@@ -196,7 +196,8 @@ def test_offline_full_profile_falls_back_to_tiny_and_says_why(offline_hub, monke
     steps = []
     settings = StudioSettings("someone/cmcr-space", None, "full", "cpu")
     studio = Studio.load(settings, lambda fraction, message: steps.append(message), assets=tmp_path)
-    assert studio.profile == "tiny" and [space.encoders for space in studio.models.spaces.values()] == [["clip", "clap", "ulip"]]
+    assert studio.profile == "tiny"
+    assert [space.encoders for space in studio.models.spaces.values()] == [["clip", "clap", "ulip"]]
     assert "someone/cmcr-space" in studio.notice and "could not be loaded" in studio.notice
     assert "carry no meaning" in studio.notice
     assert any("tiny CLAP" in step for step in steps)
