@@ -31,6 +31,7 @@ import re
 import zipfile
 
 import numpy as np
+import trimesh
 
 from cmcr.errors import InputError
 from cmcr.data.media.safe_npy import NPY_MAGIC, read_npy
@@ -163,8 +164,6 @@ def _gltf_document(data: bytes, fmt: str) -> dict:
 
 
 def _load_scene(source: SourceBytes, fmt: str):
-    import trimesh
-
     _check_header_counts(source, fmt)
     try:  # no resolver: a file cannot make us read other files; no materials: no texture decoding
         scene = trimesh.load_scene(
@@ -194,8 +193,6 @@ def _damaged(source: SourceBytes, fmt: str, error: Exception) -> InputError:
 
 def _scene_geometry(source: SourceBytes, fmt: str) -> tuple[list, list]:
     """(triangles per mesh, vertex arrays of clouds) in world coordinates."""
-    import trimesh
-
     scene = _load_scene(source, fmt)
     try:
         parts = scene.dump()

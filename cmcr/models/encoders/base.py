@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from cmcr.errors import CheckpointError, InputError
+from cmcr.hub import download_file
 from cmcr.models.registry import ENCODERS
 
 ENCODER_MODULES: dict[str, str] = {name: info.module for name, info in ENCODERS.items()}
@@ -234,8 +235,6 @@ def download(
 ) -> Path:
     """Fetch one checkpoint file through cmcr.hub (cache fallback, clear offline errors), honouring
     the encoder's `cache_dir` / `endpoint` overrides."""
-    from cmcr.hub import download_file
-
     return download_file(
         repo_id,
         filename,
