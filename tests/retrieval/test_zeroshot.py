@@ -38,3 +38,14 @@ def test_zero_shot_with_own_labels_and_prompt_averaging(tiny_embedder):
         zero_shot(tiny_embedder, "image", [QUERIES["image"]], labels=["cat", " cat "])
     with pytest.raises(InputError, match="must contain"):
         ZeroShotClassifier(tiny_embedder, labels, ("no placeholder",))
+
+
+def test_label_sets_are_kept_for_the_most_recent_only(tiny_embedder):
+    from cmcr.retrieval.search import LABEL_SETS_KEPT
+
+    for index in range(LABEL_SETS_KEPT + 8):
+        ZeroShotClassifier(tiny_embedder, [f"thing {index}", f"other {index}"])
+    kept = tiny_embedder._label_matrix.cache_info()
+    assert kept.currsize == LABEL_SETS_KEPT and kept.maxsize == LABEL_SETS_KEPT
+    matrix = tiny_embedder.label_matrix(("thing 0", "other 0"), ("{}",))  # evicted, computed again
+    assert matrix.shape[0] == 2 and not matrix.flags.writeable

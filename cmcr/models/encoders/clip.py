@@ -23,6 +23,7 @@ import torch
 from open_clip.constants import HF_WEIGHTS_NAME
 from torchvision.transforms import Compose, Normalize, ToTensor
 
+from cmcr.data.media.text import BoundedCache
 from cmcr.models.encoders.base import BaseEncoder, download
 from cmcr.models.encoders.pixels import PixelPreparer
 from cmcr.models.encoders.profiles import CLIP_PROFILES, ClipConfig
@@ -127,6 +128,9 @@ def _preprocess_cfg(config: ClipConfig) -> dict[str, Any]:
     return {key: pretrained_cfg[key] for key in keys if key in pretrained_cfg}
 
 
+WORD_CACHE_SIZE = 20_000  # open_clip keeps every word it has seen; a server sees unboundedly many
+
+
 class ClipEncoder(BaseEncoder):
     """CLIP image and text towers; images go through open_clip's eval preprocessing."""
 
@@ -136,6 +140,7 @@ class ClipEncoder(BaseEncoder):
     def _load(self) -> None:
         self.model = build_clip_model(self.config).to(self.device)
         self.tokenizer = open_clip.SimpleTokenizer(context_length=self.model.context_length)
+        self.tokenizer.cache = BoundedCache(self.tokenizer.cache, WORD_CACHE_SIZE)
 
     @functools.cached_property
     def pixel_preparer(self) -> PixelPreparer:
