@@ -21,8 +21,8 @@ from tqdm import tqdm
 
 from cmcr.cli import run_reporting_errors
 from cmcr.errors import InputError
-from cmcr.retrieval.gallery import (Gallery, SourceFile, caption_from_name, ingest, modality_of, pull_gallery,
-                          push_gallery, scan_folder, sha256_file)
+from cmcr.retrieval.gallery import (Gallery, SourceFile, caption_from_name, gallery_writer, ingest, modality_of,
+                                    pull_gallery, push_gallery, scan_folder, sha256_file)
 from cmcr.retrieval.search import load_embedder
 
 
@@ -84,7 +84,7 @@ def embed(args: argparse.Namespace, sources: list[SourceFile]) -> None:
         print(f"  skipped {path}: {reason}")
 
 
-def run(args: argparse.Namespace) -> None:
+def change(args: argparse.Namespace) -> None:
     if args.pull:
         gallery = pull_gallery(args.pull, args.out)
         print(f"pulled {len(gallery)} items from {args.pull} into {args.out}")
@@ -95,6 +95,11 @@ def run(args: argparse.Namespace) -> None:
         if args.add and not Gallery.exists(args.out):
             raise InputError(f"--add needs an existing gallery at {args.out}.")
         embed(args, sources)
+
+
+def run(args: argparse.Namespace) -> None:
+    with gallery_writer(args.out):  # a second writer is refused, not merged into a lost update
+        change(args)
     if args.push_to_hub:
         print(f"pushed: {push_gallery(args.out, args.push_to_hub)}")
 
