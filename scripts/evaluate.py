@@ -7,7 +7,8 @@
     # raw files: each file in one folder has a partner of the same name in the other
     python scripts/evaluate.py --query-folder sounds/ --target-folder photos/ --space owner/space
     # the same from a Hub dataset whose rows hold both (each row's audio and image share a name)
-    python scripts/evaluate.py --query-folder hf://datasets/OWNER/NAME/test --target-folder hf://datasets/OWNER/NAME/test \
+    python scripts/evaluate.py --query-folder hf://datasets/OWNER/NAME/test \
+        --target-folder hf://datasets/OWNER/NAME/test \
         --query-column audio=audio --target-column image=image --space owner/space
     # the synthetic MCR world, trained quickly
     python scripts/evaluate.py --synthetic --epochs 10
@@ -95,7 +96,8 @@ def rows_for(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         [getattr(args, f"{side}_column")] if getattr(args, f"{side}_column") else [], f"--{side}-column"))
         for side in ("query", "target"))
     embedder = load_embedder(args.space, args.profile, args.device)
-    metrics = evaluate_folders(embedder, query, target, progress=lambda items: tqdm(items, desc="embedding", unit="file"))
+    metrics = evaluate_folders(embedder, query, target,
+                               progress=lambda items: tqdm(items, desc="embedding", unit="file"))
     return {f"{Path(args.query_folder).name} → {Path(args.target_folder).name}": metrics}
 
 

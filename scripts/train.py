@@ -149,12 +149,14 @@ def train_from_features(args: argparse.Namespace) -> None:
         raise InputError(f"feature folder {args.features} does not exist")
     memory = FeatureMemory(args.features)
     memory.validate()
-    plans, notes = plan_connections(memory, connections_with_overlap(memory), overlap_ablation=bool(args.overlap_ablation))
+    plans, notes = plan_connections(memory, connections_with_overlap(memory),
+                                    overlap_ablation=bool(args.overlap_ablation))
     for note in notes:
         print(f"NOTE: {note}")
     method = args.method or "ex-mcr"
     results = train_planned(memory, plans, config, method)
-    report = {name: {"metrics": json_safe(result.metrics), "history": result.history} for name, result in results.items()}
+    report = {name: {"metrics": json_safe(result.metrics), "history": result.history}
+              for name, result in results.items()}
     encoders, datasets = memory_provenance(memory)
     spaces = build_spaces(results, method, config, encoders=encoders)
     output = Path(args.output)

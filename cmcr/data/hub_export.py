@@ -58,7 +58,8 @@ def local_folder(source: str | Path, columns: Mapping[str, str] | None = None, *
     files = [path for path, _ in listing.files if uri.matches(path)]
     if files and not any(path.endswith((".parquet", ".tar")) for path in files):
         base = uri.folder.rpartition("/")[0] if uri.folder in files else uri.folder  # one file: its folder
-        return replace_folder(target, lambda staging: _mirror(uri.repo_id, listing.commit, files, base, staging, progress))
+        return replace_folder(target,
+                              lambda staging: _mirror(uri.repo_id, listing.commit, files, base, staging, progress))
     selections = _media_selections(str(source), columns, progress)
     return _single(replace_folder(target, lambda staging: _write_rows(selections, staging, progress)))
 

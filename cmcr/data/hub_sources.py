@@ -88,7 +88,8 @@ class _HubFiles:
     def key(self, path: str) -> str:
         return f"{self.hub}/{path}"
 
-    def rows(self, modality: str, path: str, local: Path, column: str | None) -> tuple[list[dict], list[dict], str | None]:
+    def rows(self, modality: str, path: str, local: Path,
+             column: str | None) -> tuple[list[dict], list[dict], str | None]:
         """Items and skipped rows of one downloaded data file, and the column read."""
         where = f"{self.uri.pinned(self.listing.commit)} file {path}"
         base = f"{self.uri.repo_id}/{PurePosixPath(path).with_suffix('')}"

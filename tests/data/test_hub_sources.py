@@ -33,7 +33,8 @@ def _uri(repo: str, path: str = "", revision: str | None = None) -> str:
 @pytest.mark.parametrize("text, expected", [
     ("hf://datasets/me/data", HubURI("me/data", None, "")),
     ("hf://datasets/me/data@v1.0/train", HubURI("me/data", "v1.0", "train")),
-    ("hf://datasets/me/data@refs/convert/parquet/default/train", HubURI("me/data", "refs/convert/parquet", "default/train")),
+    ("hf://datasets/me/data@refs/convert/parquet/default/train",
+     HubURI("me/data", "refs/convert/parquet", "default/train")),
     ("hf://datasets/me/data@refs%2Fpr%2F3/x.parquet", HubURI("me/data", "refs/pr/3", "x.parquet")),
     ("hf://datasets/me/data/cc3m-train-*.tar", HubURI("me/data", None, "cc3m-train-*.tar")),
 ])
@@ -60,7 +61,8 @@ def test_globs_and_folders_select_files():
 
 
 def test_each_layout_gives_every_modality_it_holds(fake_hub, hub_datasets):
-    parquet = {m: read_source(_uri(hub_datasets.parquet), m, progress=False) for m in ("text", "image", "audio", "points")}
+    parquet = {m: read_source(_uri(hub_datasets.parquet), m, progress=False)
+               for m in ("text", "image", "audio", "points")}
     assert [item["text"] for item in parquet["text"].items] == [f"a recording of a {w}" for w in WORDS]
     assert {len(selection.items) for selection in parquet.values()} == {len(WORDS)}
     assert parquet["image"].record["column"] == "image" and parquet["image"].record["layout"] == "parquet"
@@ -76,7 +78,8 @@ def test_each_layout_gives_every_modality_it_holds(fake_hub, hub_datasets):
 def test_a_missing_column_names_the_columns_there_are(fake_hub, hub_datasets):
     with pytest.raises(InputError) as caught:
         read_source(_uri(hub_datasets.parquet), "image", SourceOptions(column="picture"), progress=False)
-    assert "has no column 'picture'" in str(caught.value) and "'audio', 'caption', 'image', 'points'" in str(caught.value)
+    assert "has no column 'picture'" in str(caught.value)
+    assert "'audio', 'caption', 'image', 'points'" in str(caught.value)
     assert "--image-column" in str(caught.value)
     with pytest.raises(InputError, match="holds struct.*not text data"):
         read_source(_uri(hub_datasets.parquet), "text", SourceOptions(column="image"), progress=False)
@@ -100,7 +103,8 @@ def test_an_unreachable_hub_is_hub_unavailable_not_a_traceback(offline_hub):
 
 def test_row_limits_take_a_seeded_subsample_reading_only_the_files_they_need(fake_hub, hub_datasets):
     def ids(seed, rows=4):
-        selection = read_source(_uri(hub_datasets.parquet), "image", SourceOptions(rows=rows, seed=seed), progress=False)
+        selection = read_source(_uri(hub_datasets.parquet), "image", SourceOptions(rows=rows, seed=seed),
+                                progress=False)
         return [item["id"] for item in selection.items], selection.record
 
     first, record = ids(0)

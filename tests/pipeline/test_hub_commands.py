@@ -47,7 +47,8 @@ def test_evaluate_py_runs_the_folder_protocol_from_hub_ids(fake_hub, hub_dataset
     assert "must look like MODALITY=NAME" in capsys.readouterr().err
 
 
-def test_the_memory_protocol_scores_captions_against_their_clips_from_one_repo(fake_hub, hub_datasets, tmp_path, capsys):
+def test_the_memory_protocol_scores_captions_against_their_clips_from_one_repo(fake_hub, hub_datasets, tmp_path,
+                                                                               capsys):
     """As for AudioCaps test: captions and clips of the same rows, extracted from the Hub, paired by row."""
     source = f"hf://datasets/{hub_datasets.parquet}"
     assert extract_script.main(["--text", source, "--audio", source, "--output", str(tmp_path / "features"),
