@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
+from cmcr.atomic import check_writable
 from cmcr.cli import run_reporting_errors
 from cmcr.data.features import FeatureMemory
 from cmcr.data.hub_uri import is_hub_uri
@@ -126,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     """Exit codes as in `cmcr.cli`."""
     args = parse_args(argv)
     if args.features is not None:
-        return run_reporting_errors(lambda: train_from_features(args))
+        return run_reporting_errors(lambda: train_from_features(args),
+                                    f"interrupted: the training state is kept in {features_state(args.output)}; "
+                                    "run the same command again to resume")
     return run_reporting_errors(lambda: run_command(args), RESUME_HINT)
 
 
@@ -147,6 +151,7 @@ def train_from_features(args: argparse.Namespace) -> None:
     config = load_config(args.config, args.overrides)
     if not args.features.is_dir():
         raise InputError(f"feature folder {args.features} does not exist")
+    check_writable(args.output)
     memory = FeatureMemory(args.features)
     memory.validate()
     plans, notes = plan_connections(memory, connections_with_overlap(memory),
@@ -154,7 +159,8 @@ def train_from_features(args: argparse.Namespace) -> None:
     for note in notes:
         print(f"NOTE: {note}")
     method = args.method or "ex-mcr"
-    results = train_planned(memory, plans, config, method)
+    state = features_state(args.output)
+    results = train_planned(memory, plans, config, method, state_root=state)
     report = {name: {"metrics": json_safe(result.metrics), "history": result.history}
               for name, result in results.items()}
     encoders, datasets = memory_provenance(memory)
@@ -173,7 +179,14 @@ def train_from_features(args: argparse.Namespace) -> None:
     for name, entry in report.items():
         print(f"{name}: validation R@1 {entry['metrics']['val_r1']} "
               f"(best epoch {entry['metrics']['best_epoch']})")
+    shutil.rmtree(state, ignore_errors=True)  # the spaces hold everything now
     print("saved:", ", ".join(str(folder) for folder in folders))
+
+
+def features_state(output: Path) -> Path:
+    """Where `--features` keeps its per-epoch state: beside the output, which is swapped in whole."""
+    output = Path(output).absolute()
+    return output.parent / f".{output.name}.train-state"
 
 
 if __name__ == "__main__":

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from cmcr.atomic import check_writable
 from cmcr.data.corpus import default_corpus
 from cmcr.data.extract import Rank, extract
 from cmcr.data.features import FeatureMemory
@@ -20,10 +22,11 @@ from cmcr.pipeline.plan import ConnectionPlan, connection_memories, plan_connect
 from cmcr.pipeline.publish import TrainedSpace, push_space, write_space_folder
 from cmcr.training.spaces import build_spaces, json_safe, spaces_by_folder
 from cmcr.training.config import TrainConfig
-from cmcr.training.trainer import TrainResult, train_connection
+from cmcr.training.trainer import STATE_FILE, TrainResult, train_connection
 
 SPACE_DIR = "space"
 FEATURES_DIR = "features"
+TRAIN_STATE_DIR = "train-state"  # per-epoch training state, kept until the spaces are written
 
 
 @dataclass
@@ -38,6 +41,7 @@ class PipelineResult:
 def run_pipeline(config: PipelineConfig, *, progress: bool = True,
                  log: Callable[[str], None] = print) -> PipelineResult:
     """Extract (or reuse) features, train, evaluate, write the space folder(s), push if asked."""
+    check_writable(config.output)
     features = Path(config.output) / FEATURES_DIR
     sources = collect(config.sources, progress)
     log(f"[1/4] features → {features} ({config.profile} profile)")
@@ -71,6 +75,7 @@ def train_and_publish(memory: FeatureMemory, config: PipelineConfig, *, progress
     for table, rows in evaluation.items():
         log(f"{table}: " + ("; ".join(f"{row} R@1 {m['R@1']:.1f}" for row, m in rows.items())
                             or "too few items to hold out for evaluation"))
+    shutil.rmtree(Path(config.output) / TRAIN_STATE_DIR, ignore_errors=True)  # the spaces hold it all now
     result = PipelineResult(memory.root, folders, evaluation, notes)
     if config.hub.repo_id:
         (folder,) = folders.values()
@@ -87,13 +92,20 @@ def collect(sources: SourcesConfig, progress: bool = True) -> Sources:
 
 
 def train_planned(memory: FeatureMemory, plans: list[ConnectionPlan], config: TrainConfig, method: str, *,
-                  rows: dict[str, np.ndarray] | None = None, progress: bool = True) -> dict[str, TrainResult]:
-    """Train each planned connection on its `rows` of the overlap (all of them when not given)."""
+                  rows: dict[str, np.ndarray] | None = None, progress: bool = True,
+                  state_root: Path | None = None, log: Callable[[str], None] = print) -> dict[str, TrainResult]:
+    """Train each planned connection on its `rows` of the overlap (all of them when not given).
+
+    With `state_root`, each connection saves its state there after every epoch and a rerun of the
+    same command resumes from it (the caller removes it once the spaces are written)."""
     results = {}
     for plan in plans:
         train_rows = rows[plan.name] if rows else np.arange(memory.load(*plan.files["o_x"]).shape[0])
+        state_dir = None if state_root is None else state_root / plan.name
+        if state_dir is not None and (state_dir / STATE_FILE).is_file():
+            log(f"resuming {plan.name} from {state_dir}")
         results[plan.name] = train_connection(connection_memories(memory, plan, train_rows), config, method,
-                                              progress=progress)
+                                              progress=progress, state_dir=state_dir)
     return results
 
 
@@ -103,7 +115,8 @@ def _train_and_evaluate(memory: FeatureMemory, plans: list[ConnectionPlan], conf
     split = {plan.name: split_held_out(memory.load(*plan.files["o_x"]).shape[0], config.evaluation)
              for plan in plans}
     results = train_planned(memory, plans, config.train, config.method, progress=progress,
-                            rows={name: train for name, (train, _) in split.items()})
+                            rows={name: train for name, (train, _) in split.items()},
+                            state_root=Path(config.output) / TRAIN_STATE_DIR)
     spaces = build_spaces(results, config.method, config.train, encoders=encoders)
     by_name = {plan.name: plan for plan in plans}
     trained = []
