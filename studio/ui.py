@@ -244,6 +244,7 @@ def fixed_pair_tab(studio: Studio, source: str, target: str, make_input: Callabl
         gr.Examples(
             [[example] for example in examples], inputs=value, outputs=view.outputs, fn=run,
             run_on_click=True, cache_examples=False, api_visibility="private", label="Examples",
+            elem_id=f"{api_name}-examples",
         )
 
 
@@ -273,7 +274,7 @@ def points_to_text_tab(studio: Studio) -> None:
         gr.Examples(
             [[example] for example in examples], inputs=shape, outputs=[preview, label],
             fn=functools.partial(run, candidates=""), run_on_click=True,
-            cache_examples=False, api_visibility="private", label="Examples",
+            cache_examples=False, api_visibility="private", label="Examples", elem_id="classify_3d-examples",
         )
 
 
