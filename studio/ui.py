@@ -22,6 +22,7 @@ from cmcr.errors import CMCRError, InputError
 from cmcr.models.registry import DEFAULT_SPACE, list_pretrained
 from cmcr.retrieval.gallery import EXTENSIONS
 from studio.answers import MODALITY_NAMES, Query, Results
+from studio.cpu import use_request_threads
 from studio.service import MAX_UPLOAD_SIZE, POINT_FILE_TYPES, Studio, unreadable_image_reason
 from studio.session import SessionGallery
 from studio.settings import StudioSettings, on_hugging_face_space, served_address
@@ -425,6 +426,7 @@ def load_page(args: argparse.Namespace) -> Page:
     named weights raises the CMCRError (app.py turns it into one `error:` line and exit code 2);
     on a Hugging Face Space the page is an error page instead."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    log.info("%d math thread(s) per request", use_request_threads(args.concurrency))
     settings = StudioSettings(space=args.space, revision=args.revision, profile=args.profile, device=args.device)
     try:
         studio = Studio.load(settings)
