@@ -46,7 +46,44 @@ def test_omp_num_threads_wins_and_threads_are_set(monkeypatch):
         torch.set_num_threads(before)
 
 
-def test_only_ulip_on_a_cpu_gets_the_int8_point_tower():
-    assert cpu.serving_overrides("ulip", "cpu") == {"point_int8": True}
-    assert cpu.serving_overrides("ulip", "cuda") == {}
-    assert cpu.serving_overrides("clap", "cpu") == cpu.serving_overrides("clip", "cpu") == {}
+def test_cpus_with_native_bf16_use_it_others_get_the_int8_point_tower_only():
+    for name in ("clip", "clap", "ulip"):
+        assert cpu.serving_overrides(name, "cpu", bf16=True) == {"dtype": "bfloat16"}
+        assert cpu.serving_overrides(name, "cuda", bf16=True) == cpu.serving_overrides(name, "cuda", bf16=False) == {}
+    assert cpu.serving_overrides("ulip", "cpu", bf16=False) == {"point_int8": True}
+    assert cpu.serving_overrides("clap", "cpu", bf16=False) == cpu.serving_overrides("clip", "cpu", bf16=False) == {}
+
+
+def test_the_environment_can_choose_the_precision(monkeypatch):
+    monkeypatch.setenv("CMCR_CPU_BF16", "0")
+    assert cpu.serving_overrides("clip", "cpu") == {} and cpu.serving_overrides("ulip", "cpu") == {"point_int8": True}
+    monkeypatch.setenv("CMCR_CPU_BF16", "1")
+    assert cpu.serving_overrides("clap", "cpu") == {"dtype": "bfloat16"}
+
+
+@pytest.mark.parametrize(("flags", "native"), [("fpu avx2 avx512f", False), ("avx512f avx512_bf16", True),
+                                               ("amx_bf16 amx_tile", True), (None, False)])
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, flags, native):
+    cpuinfo = tmp_path / "cpuinfo"
+    if flags is not None:
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    assert cpu.native_bf16(cpuinfo) is native
+
+
+@pytest.mark.parametrize(("name", "modality"), [("clip", "image"), ("clip", "text"), ("clap", "audio"),
+                                                ("clap", "text"), ("ulip", "points")])
+def test_bf16_serving_keeps_every_embedding_within_cos_0999(name, modality):
+    import numpy as np
+    from PIL import Image
+
+    from cmcr.models.encoders import build_encoder
+
+    rng = np.random.default_rng(5)
+    inputs = {"image": [Image.fromarray(rng.integers(0, 255, (64, 80, 3), dtype=np.uint8)) for _ in range(3)],
+              "text": ["a wooden chair", "a dog barking in the rain", "a red car"],
+              "audio": [(0.1 * rng.standard_normal(48_000)).astype(np.float32) for _ in range(3)],
+              "points": [rng.normal(size=(1024, 3)).astype(np.float32) for _ in range(3)]}[modality]
+    exact = build_encoder(name, "tiny", device="cpu").embed(modality, inputs)
+    served = build_encoder(name, "tiny", device="cpu", **cpu.serving_overrides(name, "cpu", bf16=True))
+    cosines = np.sum(exact * served.embed(modality, inputs), axis=1)
+    assert served.autocast_dtype == torch.bfloat16 and cosines.min() >= 0.999
