@@ -35,14 +35,17 @@ def on_hugging_face_space() -> bool:
     return bool(os.environ.get(ENV_ON_SPACE))
 
 
-def served_address() -> tuple[str, int]:
-    """(host, port) to listen on when no flag names them: Gradio's environment variables, else
-    every interface on 7860. An unusable port is a ValueError that says which variable."""
-    host = os.environ.get(ENV_SERVER_NAME) or DEFAULT_HOST
-    port = os.environ.get(ENV_SERVER_PORT) or str(DEFAULT_PORT)
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{ENV_SERVER_PORT}={port!r} is not a port number (1-65535)")
-    return host, int(port)
+def served_address() -> tuple[str, str]:
+    """(host, port) to listen on when no flag names them, as text: Gradio's environment
+    variables, else every interface on 7860 (`port_number` checks the port)."""
+    return os.environ.get(ENV_SERVER_NAME) or DEFAULT_HOST, os.environ.get(ENV_SERVER_PORT) or str(DEFAULT_PORT)
+
+
+def port_number(text: str) -> int:
+    """A TCP port from a flag or GRADIO_SERVER_PORT; ValueError says what is wrong."""
+    if not text.strip().isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"{text!r} is not a port number (1-65535; from --port or {ENV_SERVER_PORT})")
+    return int(text)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from studio.answers import MODALITY_NAMES, Query, Results
 from studio.cpu import use_request_threads
 from studio.service import MAX_UPLOAD_SIZE, POINT_FILE_TYPES, Studio, unreadable_image_reason
 from studio.session import SessionGallery
-from studio.settings import StudioSettings, on_hugging_face_space, served_address
+from studio.settings import StudioSettings, on_hugging_face_space, port_number, served_address
 
 log = logging.getLogger("studio.ui")
 
@@ -355,12 +355,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--revision", default=defaults.revision, help="branch, tag or commit of --space")
     parser.add_argument("--profile", choices=["full", "tiny"], default=defaults.profile)
     parser.add_argument("--device", default=defaults.device, help="cpu, cuda, cuda:1 (default: best available)")
-    try:
-        host, port = served_address()
-    except ValueError as error:
-        parser.error(str(error))
+    host, port = served_address()
     parser.add_argument("--host", default=host, help=f"address to listen on (default: {host})")
-    parser.add_argument("--port", type=int, default=port, help=f"port to listen on (default: {port})")
+    # A string default goes through `type` only when the flag is absent: a flag wins over the variable.
+    parser.add_argument("--port", type=_port, default=port, help=f"port to listen on (default: {port})")
     parser.add_argument("--concurrency", type=int, default=2, help="requests computed at once")
     parser.add_argument("--max-queue", type=int, default=QUEUE_LIMIT,
                         help="waiting requests before new ones are refused")
@@ -368,6 +366,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.max_queue < 1 or args.concurrency < 1:
         parser.error("--max-queue and --concurrency must be at least 1")
     return args
+
+
+def _port(text: str) -> int:
+    try:
+        return port_number(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 @dataclass

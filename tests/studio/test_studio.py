@@ -198,8 +198,10 @@ def test_the_address_comes_from_gradios_variables_and_flags_win(monkeypatch):
     args = ui.parse_args(["--host", "::1", "--port", "8001"])
     assert (args.host, args.port) == ("::1", 8001)
     monkeypatch.setenv("GRADIO_SERVER_PORT", "http")
-    with pytest.raises(SystemExit):
-        ui.parse_args([])
+    assert ui.parse_args(["--port", "8002"]).port == 8002  # the flag wins over an unusable variable
+    for argv in ([], ["--port", "70000"]):
+        with pytest.raises(SystemExit):
+            ui.parse_args(argv)
 
 
 def test_offline_full_profile_falls_back_to_tiny_and_says_why(offline_hub, monkeypatch, tmp_path):
