@@ -142,3 +142,20 @@ def test_clicking_an_example_runs_the_search(page, studio):
     page.get_by_text(example, exact=True).filter(visible=True).first.click()
     page.locator("#classify_3d-preview canvas").wait_for()
     page.locator("#classify_3d-labels").get_by_text("%").filter(visible=True).first.wait_for()
+
+
+def test_an_example_is_computed_once_then_read_from_the_cache(page, studio, monkeypatch):
+    from studio import gpu
+
+    calls = []
+    embed = gpu.embed_on_gpu
+    monkeypatch.setattr(gpu, "embed_on_gpu", lambda *args: calls.append(args[1]) or embed(*args))
+    example = studio.examples("text")[-1]
+    counts = []
+    for _ in range(2):
+        page.reload()
+        open_tab(page, "text-3d")
+        page.get_by_text(example, exact=True).filter(visible=True).first.click()
+        page.locator("#text_to_3d-results img").first.wait_for()
+        counts.append(len(calls))
+    assert calls == ["text"] and counts == [1, 1]  # computed on the first click, read back on the second
