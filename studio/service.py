@@ -8,6 +8,7 @@ is validated, embedded and searched, and how the answer is shaped for display.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import shutil
 import tempfile
@@ -19,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from cmcr.data.media.image import load_image
 from cmcr.data.media.points import FILE_SUFFIXES
 from cmcr.data.media.preview import points_to_preview
 from cmcr.errors import InputError
@@ -32,9 +32,11 @@ from cmcr.retrieval.zeroshot import ZeroShotClassifier
 from studio.answers import DEFAULT_K, EMPTY_GALLERY, MODALITY_NAMES, Query, Results, ShownHit
 from studio.examples import ExampleRows, manifest_examples
 from studio.gpu import GpuEmbedder
+from studio.limits import WorkLimit, model_work
 from studio.loading import TINY_SPACE_LABEL, ModelSet, load_models
 from studio.session import RecentShapes, SessionGallery, ShapeThumbnails, display_image
 from studio.settings import ASSETS_DIR, ProgressFn, StudioSettings, each, log, log_progress, scaled
+from studio.workdir import claim as claim_workdir
 
 MAX_UPLOAD_SIZE = "50mb"
 POINT_FILE_TYPES = FILE_SUFFIXES  # every 3D suffix the parser reads, .txt clouds included
@@ -72,6 +74,7 @@ class Studio:
     """Everything one app process serves: models, the default gallery, and request handling."""
 
     default_k = DEFAULT_K
+    session_ttl_s = 3600  # a visitor's gallery is deleted this long after their last addition at the latest
 
     def __init__(self, models: ModelSet, served: list[ServedSpace], settings: StudioSettings, workdir: Path,
                  assets: Path = ASSETS_DIR):
@@ -87,6 +90,8 @@ class Studio:
         self._recent_shapes = RecentShapes()
         self._examples = manifest_examples(assets)
         self._example_rows = ExampleRows(self._examples)
+        self.work = WorkLimit()  # the app sets it to its --concurrency (studio.ui.studio_page)
+        self._sessions: dict[str, SessionGallery] = {}
 
     @classmethod
     def load(cls, settings: StudioSettings | None = None, progress: ProgressFn = log_progress,
@@ -95,7 +100,7 @@ class Studio:
         gallery in every served space."""
         settings = settings or StudioSettings.from_env()
         models = load_models(settings, scaled(progress, 0.0, 0.7), on_space=on_space)
-        workdir = Path(tempfile.mkdtemp(prefix="cmcr-studio-"))
+        workdir = claim_workdir()
         served = []
         for index, (label, space) in enumerate(models.spaces.items()):
             embedder = GpuEmbedder(space, {name: models.encoders[name] for name in space.encoders
@@ -105,6 +110,7 @@ class Studio:
             gallery = build_default_gallery(assets, workdir / f"gallery-{index}", embedder, share)
             served.append(ServedSpace(label, embedder, gallery))
         studio = cls(models, served, settings, workdir, assets)
+        atexit.register(studio.close)  # also on SIGTERM: studio.ui turns it into a clean exit
         progress(1.0, f"Ready: {len(studio.default_items)} gallery items, {models.profile} profile")
         return studio
 
@@ -184,6 +190,7 @@ class Studio:
             return self._recent_shapes.get(query.value, lambda: decoder.decode("points", query.value))
         return decoder.decode(query.modality, query.value)
 
+    @model_work
     def answer(self, query: Query, target: str | None, *, k: int = DEFAULT_K, labels: str | Sequence[str] | None = None,
                gallery: SessionGallery | None = None, progress: ProgressFn = log_progress) -> Results:
         """Search `target` items (None: any) of a gallery, or name the input when `target` is text."""
@@ -201,6 +208,7 @@ class Studio:
             progress(0.7, "Naming it")
             embedding = self._row(served, query, example, decoded)
             return Results(labels=self._classify(served, query.modality, embedding, labels))
+        shapes = self.shapes if gallery is None else gallery.shapes
         progress(0.7, "Searching")
         searched_in = [(served, targets, served.gallery if gallery is None else gallery.galleries[served.label])
                        for served, targets in routes]
@@ -218,7 +226,8 @@ class Studio:
                                target=modality)[0]
                 hits += [(hit, searched) for hit in found]
         best = sorted(hits, key=lambda pair: -pair[0].score)[: int(k)]
-        return Results(hits=[self._hit(searched, hit, rank) for rank, (hit, searched) in enumerate(best, start=1)])
+        return Results(hits=[self._hit(searched, hit, rank, shapes)
+                             for rank, (hit, searched) in enumerate(best, start=1)])
 
     def _routes(self, source: str, target: str | None) -> list[tuple[ServedSpace, list[str | None]]]:
         """Which served space searches which target modalities. One target: the space that connects
@@ -242,10 +251,11 @@ class Studio:
     def answer_own(self, query: Query, gallery: SessionGallery | None, *, k: int = DEFAULT_K,
                    progress: ProgressFn = log_progress) -> Results:
         """Search a visitor's own gallery only (None: they have not added anything yet)."""
-        if gallery is None or len(gallery) == 0:
+        if gallery is None or gallery.closed or len(gallery) == 0:
             raise InputError(EMPTY_GALLERY)
         return self.answer(query, None, k=k, gallery=gallery, progress=progress)
 
+    @model_work
     def preview(self, query: Query) -> str:
         """A light 3D file of an uploaded shape that gr.Model3D displays."""
         query = query.validated()
@@ -256,12 +266,28 @@ class Studio:
             points_to_preview(points, target)
         return str(target)
 
-    def new_session_gallery(self) -> SessionGallery:
+    def new_session_gallery(self, session: str | None = None) -> SessionGallery:
+        """An empty gallery for a visitor; `session` (Gradio's session hash) lets `end_session` find it."""
         root = Path(tempfile.mkdtemp(prefix="session-", dir=self.workdir))
         galleries = {served.label: Gallery.create(root / str(index), served.embedder.space_id, served.space.dim)
                      for index, served in enumerate(self.served)}
-        return SessionGallery(root, galleries, self.shapes)
+        gallery = SessionGallery(root, galleries, ShapeThumbnails(root / "shapes"))
+        if session is not None:
+            with self._lock:
+                self._sessions[session] = gallery
+        return gallery
 
+    def end_session(self, session: str) -> SessionGallery | None:
+        """Forget a visitor's gallery when their session ends; the caller closes it (None: they had none)."""
+        with self._lock:
+            return self._sessions.pop(session, None)
+
+    @property
+    def session_count(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+    @model_work
     def add_to_session_gallery(self, gallery: SessionGallery, paths: Sequence[str],
                                progress: ProgressFn = log_progress) -> str:
         """Embed uploaded images and shapes into a visitor's gallery; a summary to show them."""
@@ -309,13 +335,13 @@ class Studio:
             classifier = self._default_classifiers[key]
         return dict(classifier.classify(embedding)[0])
 
-    def _hit(self, gallery: Any, hit: Any, rank: int) -> ShownHit:
+    def _hit(self, gallery: Any, hit: Any, rank: int, shapes: ShapeThumbnails) -> ShownHit:
         item = hit.item
         preview = gallery.preview_path(item)
         return ShownHit(
             rank=rank, score=hit.score, modality=item.modality, caption=item.caption,
             file=preview if item.modality == "audio" else Path(item.source),
-            preview=display_image(gallery, item, self.shapes),
+            preview=display_image(gallery, item, shapes),
             view3d=preview if item.modality == "points" else None,
         )
 
@@ -326,15 +352,6 @@ def _label_list(labels: str | Sequence[str] | None) -> list[str]:
         return []
     parts = labels.split(",") if isinstance(labels, str) else labels
     return list(dict.fromkeys(part.strip() for part in parts if part.strip()))
-
-
-def unreadable_image_reason(path: str | Path) -> str:
-    """Why an upload that Gradio's image widget could not open is unusable, in cmcr.data.media's words."""
-    try:
-        load_image(path)
-    except InputError as error:
-        return str(error)
-    return f"'{Path(path).name}' could not be opened as an image; upload a JPEG, PNG, WebP, BMP, GIF or TIFF file."
 
 
 def upload_modality(path: Path) -> str | None:

@@ -29,7 +29,8 @@ class SessionGallery:
     def __init__(self, root: Path, galleries: dict[str, Any], shapes: ShapeThumbnails):
         self.root = root
         self.galleries = galleries
-        self.shapes = shapes
+        self.shapes = shapes  # its own: a session's rendered shapes go with it
+        self.closed = False
 
     @property
     def items(self) -> list[Any]:
@@ -49,7 +50,17 @@ class SessionGallery:
     def thumbnails(self) -> list[tuple[str, str]]:
         return [(str(display_image(self.holding(item), item, self.shapes)), item.caption) for item in self.items]
 
+    def files(self) -> list[Path]:
+        """Every file the session wrote (galleries, previews, rendered shapes): what the page may have served."""
+        return [path for path in self.root.rglob("*") if path.is_file()]
+
+    def sources(self) -> list[Path]:
+        """The uploaded files its items were made from."""
+        return [Path(item.source) for item in self.items]
+
     def close(self) -> None:
+        """Delete the session's folder; later searches find an empty gallery. Safe to call twice."""
+        self.closed = True
         shutil.rmtree(self.root, ignore_errors=True)
 
 

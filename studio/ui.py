@@ -23,7 +23,8 @@ from cmcr.models.registry import DEFAULT_SPACE, list_pretrained
 from cmcr.data.media.kinds import EXTENSIONS
 from studio.answers import MODALITY_NAMES, Query, Results
 from studio.cpu import use_request_threads
-from studio.service import MAX_UPLOAD_SIZE, POINT_FILE_TYPES, Studio, unreadable_image_reason
+from studio import serving
+from studio.service import MAX_UPLOAD_SIZE, POINT_FILE_TYPES, Studio
 from studio.session import SessionGallery
 from studio.settings import StudioSettings, on_hugging_face_space, port_number, served_address
 
@@ -161,16 +162,18 @@ def audio_input(visible: bool = True, elem_id: str | None = None) -> gr.Audio:
 
 
 class CheckedImage(gr.Image):
-    """gr.Image whose undecodable uploads end in a clear message, not Gradio's preprocessing error."""
+    """gr.Image that hands the handler the uploaded file itself, undecoded.
+
+    gr.Image's own preprocessing decodes every upload in full (all frames of a GIF, a 13000x13000
+    PNG) and re-encodes it before the handler runs, which bypasses our size and format checks and
+    flattens 16-bit images. Here the file goes to `cmcr.data.media.image.load_image` unchanged: it
+    refuses what is too large from the header, accepts only its formats by content, and keeps bit
+    depths. The browser still previews the upload (the frontend shows the uploaded file)."""
 
     is_template = True  # rendered by the frontend's Image component
 
-    def preprocess(self, payload: Any) -> Any:
-        try:
-            return super().preprocess(payload)
-        except Exception as error:  # noqa: BLE001 - PIL raises many unrelated types
-            raise gr.Error(html.escape(unreadable_image_reason(payload.path)), title="Cannot use this input",
-                           print_exception=False) from error
+    def preprocess(self, payload: Any) -> str | None:
+        return None if payload is None else payload.path
 
 
 def image_input(visible: bool = True, elem_id: str | None = None) -> gr.Image:
@@ -302,7 +305,7 @@ def any_to_any_tab(studio: Studio) -> None:
 
 
 def own_gallery_tab(studio: Studio) -> None:
-    gallery_state = gr.State(None, delete_callback=lambda gallery: gallery and gallery.close())
+    gallery_state = gr.State(None, time_to_live=studio.session_ttl_s, delete_callback=serving.close_session)
     gr.Markdown(
         "Upload your own images and 3D shapes; they are embedded into the same space and only "
         "this browser session can search them."
@@ -323,8 +326,10 @@ def own_gallery_tab(studio: Studio) -> None:
             view = ResultView(["image", "points"], "search_gallery")
 
     @user_facing
-    def add_files(paths: list[str] | None, gallery: SessionGallery | None, progress: gr.Progress = gr.Progress()):
-        gallery = studio.new_session_gallery() if gallery is None else gallery
+    def add_files(paths: list[str] | None, gallery: SessionGallery | None, request: gr.Request,
+                  progress: gr.Progress = gr.Progress()):
+        if gallery is None or gallery.closed:
+            gallery = studio.new_session_gallery(request.session_hash)
         summary = studio.add_to_session_gallery(gallery, paths or [], progress=_reporter(progress))
         return gallery, summary, gallery.thumbnails(), None
 
@@ -385,27 +390,35 @@ class Page:
     allowed_paths: list[str]
 
     def launch(self, host: str, port: int, block: bool = True) -> None:
+        if block:
+            serving.exit_cleanly_on_sigterm()
         self.demo.launch(
             server_name=host, server_port=port, prevent_thread_lock=not block, quiet=not block,
             allowed_paths=self.allowed_paths, max_file_size=MAX_UPLOAD_SIZE, css=CSS,
-            theme=gr.themes.Soft(), show_error=True,
+            theme=gr.themes.Soft(), show_error=True, app_kwargs=dict(serving.APP_KWARGS),
         )
 
 
-def studio_page(studio: Studio, concurrency: int = 2, max_queue: int = QUEUE_LIMIT) -> Page:
-    """The app over a loaded studio, with its queue.
+def studio_page(studio: Studio, concurrency: int = 2, max_queue: int = QUEUE_LIMIT,
+                cache_sweep: tuple[int, int] = serving.CACHE_SWEEP) -> Page:
+    """The app over a loaded studio, with its queue (`studio.serving` says what holds).
 
-    Requests beyond `max_queue` waiting ones are refused at once ("queue full") rather than left
-    to time out: on a small Space a burst would otherwise make every visitor wait minutes."""
+    At most `concurrency` requests are computed at once over all tabs together; requests beyond
+    `max_queue` waiting ones are refused at once ("queue full") rather than left to time out: on a
+    small Space a burst would otherwise make every visitor wait minutes."""
     demo = build_app(studio)
-    demo.queue(default_concurrency_limit=concurrency, max_size=max_queue)
+    demo.delete_cache = cache_sweep  # gr.Blocks(delete_cache=...): read when the server is made
+    serving.end_sessions_with_their_visitors(demo, studio)
+    demo.queue(default_concurrency_limit=concurrency, max_size=max_queue, api_open=False)
+    serving.share_one_limit(demo)
+    studio.work.set_limit(concurrency)
     return Page(demo, studio.allowed_paths)
 
 
 def serve(studio: Studio, host: str, port: int, concurrency: int = 2, block: bool = True,
-          max_queue: int = QUEUE_LIMIT) -> gr.Blocks:
+          max_queue: int = QUEUE_LIMIT, cache_sweep: tuple[int, int] = serving.CACHE_SWEEP) -> gr.Blocks:
     """Build and launch the app over a loaded studio (the tests launch it this way, block=False)."""
-    page = studio_page(studio, concurrency, max_queue)
+    page = studio_page(studio, concurrency, max_queue, cache_sweep)
     page.launch(host, port, block)
     return page.demo
 

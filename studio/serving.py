@@ -1,0 +1,116 @@
+"""How the page is served, beyond its layout: one limit on model work for the whole app, the REST
+shortcut closed, disk reclaimed, and an upload Gradio cannot parse answered with a 400.
+
+- Concurrency: Gradio limits each event listener separately (`default_concurrency_limit` is per
+  listener), so every queued listener joins one concurrency group, `MODEL_WORK`: at most
+  `--concurrency` requests are computed at once whichever tabs they come from. `Studio.work`
+  holds the same limit inside the service.
+- REST: `POST /gradio_api/run/<api_name>` skips the queue when `api_open` is on (Gradio's default
+  off Spaces); it is off, so that route answers 404 and every request waits in the one queue
+  (gradio_client and the browser use the queue anyway).
+- Disk: Gradio's cached uploads and served copies are swept on a schedule (`CACHE_SWEEP`: every
+  10 min, files older than an hour; all of them at shutdown). A visitor's gallery is deleted when
+  their session ends (the browser's heartbeat stops), together with the copies of its files that
+  Gradio served and the uploads it was made from; a session without a heartbeat (an API client)
+  loses its gallery `Studio.session_ttl_s` after its last addition.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from gradio import processing_utils
+from gradio.utils import get_upload_folder
+from gradio_client.utils import strip_invalid_filename_characters
+
+from studio.session import SessionGallery
+
+log = logging.getLogger("studio.serving")
+
+MODEL_WORK = "model-work"
+CACHE_SWEEP = (600, 3600)  # (every how many seconds, files older than how many seconds)
+
+
+def share_one_limit(demo: gr.Blocks) -> int:
+    """Put every queued listener into the `MODEL_WORK` group under the queue's default limit;
+    how many joined. Call after the layout is built and before launch."""
+    joined = 0
+    for fn in demo.fns.values():
+        if fn.queue:
+            fn.concurrency_id, fn.concurrency_limit = MODEL_WORK, "default"
+            joined += 1
+    return joined
+
+
+def served_copies(files: Iterable[Path], cache: Path | None = None) -> list[Path]:
+    """Where Gradio's cache holds the copies it served of `files` (it names a copy by the
+    content's hash and the file's name); only those that exist."""
+    cache = Path(cache or get_upload_folder())
+    copies = []
+    for path in files:
+        try:
+            copy = cache / processing_utils.hash_file(path) / strip_invalid_filename_characters(path.name)
+        except OSError:
+            continue
+        if copy.is_file():
+            copies.append(copy)
+    return copies
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    try:
+        path.parent.rmdir()  # Gradio keeps one file per hash folder; leave a shared one
+    except OSError:
+        pass
+
+
+def close_session(gallery: SessionGallery | None, cache: Path | None = None) -> None:
+    """Delete a visitor's gallery, the copies of its files Gradio served and the uploads it was
+    made from (those in Gradio's upload folder, nothing else)."""
+    if gallery is None or gallery.closed:
+        return
+    cache = Path(cache or get_upload_folder()).resolve()
+    uploads = [path for path in gallery.sources() if path.resolve().is_relative_to(cache)]
+    for path in served_copies(gallery.files(), cache) + uploads:
+        _remove(path)
+    gallery.close()
+
+
+def end_sessions_with_their_visitors(demo: gr.Blocks, studio: Any) -> None:
+    """When a browser session ends (its heartbeat stops), delete its gallery at once rather than
+    after Gradio's hour for closed sessions."""
+
+    def end(request: gr.Request) -> None:
+        close_session(studio.end_session(request.session_hash))
+
+    demo.unload(end)
+
+
+async def _unreadable_upload(request: Request, error: TypeError) -> JSONResponse:
+    """Gradio's upload route raises TypeError for a multipart part that is not a file (an empty
+    file name makes the parser treat it as a plain field): a 400 with a reason, not a 500."""
+    if request.url.path.rstrip("/").endswith("/upload"):
+        return JSONResponse({"error": "Each uploaded part must be a file with a file name."}, status_code=400)
+    log.error("request to %s failed", request.url.path, exc_info=error)
+    return JSONResponse({"error": "Internal Server Error"}, status_code=500)
+
+
+APP_KWARGS = {"exception_handlers": {TypeError: _unreadable_upload}}
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """A stopped Space or container gets SIGTERM: end as on Ctrl-C, so the server closes and the
+    exit handlers remove the work folder (Python's default for SIGTERM skips them)."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
