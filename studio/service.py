@@ -273,19 +273,19 @@ class Studio:
                      for index, served in enumerate(self.served)}
         gallery = SessionGallery(root, galleries, ShapeThumbnails(root / "shapes"))
         if session is not None:
-            with self._lock:
+            with self._lock:  # galleries deleted by their time to live leave the register here
+                self._sessions = {key: kept for key, kept in self._sessions.items() if not kept.closed}
                 self._sessions[session] = gallery
         return gallery
+
+    def session_gallery(self, session: str) -> SessionGallery | None:
+        with self._lock:
+            return self._sessions.get(session)
 
     def end_session(self, session: str) -> SessionGallery | None:
         """Forget a visitor's gallery when their session ends; the caller closes it (None: they had none)."""
         with self._lock:
             return self._sessions.pop(session, None)
-
-    @property
-    def session_count(self) -> int:
-        with self._lock:
-            return len(self._sessions)
 
     @model_work
     def add_to_session_gallery(self, gallery: SessionGallery, paths: Sequence[str],

@@ -89,7 +89,13 @@ def end_sessions_with_their_visitors(demo: gr.Blocks, studio: Any) -> None:
     after Gradio's hour for closed sessions."""
 
     def end(request: gr.Request) -> None:
-        close_session(studio.end_session(request.session_hash))
+        gallery = studio.end_session(request.session_hash)
+        try:
+            close_session(gallery)
+        except OSError:
+            log.exception("could not delete the gallery of an ended session")
+        if gallery is not None:
+            log.info("a session ended; its gallery of %d item(s) was deleted", len(gallery))
 
     demo.unload(end)
 

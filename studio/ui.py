@@ -392,11 +392,14 @@ class Page:
     def launch(self, host: str, port: int, block: bool = True) -> None:
         if block:
             serving.exit_cleanly_on_sigterm()
-        self.demo.launch(
-            server_name=host, server_port=port, prevent_thread_lock=not block, quiet=not block,
-            allowed_paths=self.allowed_paths, max_file_size=MAX_UPLOAD_SIZE, css=CSS,
-            theme=gr.themes.Soft(), show_error=True, app_kwargs=dict(serving.APP_KWARGS),
-        )
+        try:
+            self.demo.launch(
+                server_name=host, server_port=port, prevent_thread_lock=not block, quiet=not block,
+                allowed_paths=self.allowed_paths, max_file_size=MAX_UPLOAD_SIZE, css=CSS,
+                theme=gr.themes.Soft(), show_error=True, app_kwargs=dict(serving.APP_KWARGS),
+            )
+        except KeyboardInterrupt:  # stopped while still starting (once serving, Gradio handles it)
+            self.demo.close()
 
 
 def studio_page(studio: Studio, concurrency: int = 2, max_queue: int = QUEUE_LIMIT,

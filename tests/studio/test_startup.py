@@ -78,6 +78,32 @@ def test_a_hub_that_answers_404_to_everything_still_gets_a_serving_app(not_found
         stop(process)
 
 
+def _work_folders(parent: Path) -> list[Path]:
+    return sorted(parent.glob("cmcr-studio-*"))
+
+
+def test_a_killed_run_leaves_its_work_folder_to_the_next_start_and_a_stopped_one_takes_it_along(
+        not_found_server, tmp_path):
+    env = _app_env(not_found_server, TMPDIR=str(tmp_path))
+    first, url = _start_app(env)
+    try:
+        wait_served(first, url)
+        (killed,) = _work_folders(tmp_path)
+        assert (killed / "owner").read_text().split()[0] == str(first.pid)
+    finally:
+        first.kill()  # no exit handler runs: the folder stays behind
+        first.wait(timeout=20)
+    assert killed.is_dir()
+    second, url = _start_app(env)
+    try:
+        wait_served(second, url)
+        (running,) = _work_folders(tmp_path)  # the dead run's folder went when this one started
+        assert running != killed and not killed.exists()
+    finally:
+        stop(second)  # SIGTERM, as a Space or container is stopped
+    assert second.returncode == 0 and _work_folders(tmp_path) == []
+
+
 def test_a_named_space_that_does_not_exist_ends_in_one_line_and_exit_2(not_found_server):
     done = subprocess.run([sys.executable, "app.py", "--space", "NOSUCH/REPO"], cwd=REPO, capture_output=True,
                           text=True, env=_app_env(not_found_server), timeout=120)
