@@ -159,3 +159,14 @@ def test_an_example_is_computed_once_then_read_from_the_cache(page, studio, monk
         page.locator("#text_to_3d-results img").first.wait_for()
         counts.append(len(calls))
     assert calls == ["text"] and counts == [1, 1]  # computed on the first click, read back on the second
+
+
+def test_an_uploaded_image_is_previewed_and_answered_as_uploaded(page, uploads, artifacts):
+    """The image widget hands the server's decoder the file itself; the browser still previews it."""
+    page.reload()
+    open_tab(page, "image-audio")
+    upload(page, "image_to_audio-input", uploads["image"])
+    page.locator("#image_to_audio-input img").wait_for()
+    page.locator("#image_to_audio-go").click()
+    page.locator('#image_to_audio-sound-1 [data-testid^="audio-player-#1 ·"]').wait_for(state="attached")
+    page.screenshot(path=str(artifacts / "search-image-audio.png"), full_page=True)
