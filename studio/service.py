@@ -36,11 +36,12 @@ from studio.limits import WorkLimit, model_work
 from studio.loading import TINY_SPACE_LABEL, ModelSet, load_models
 from studio.session import RecentShapes, SessionGallery, ShapeThumbnails, display_image
 from studio.settings import ASSETS_DIR, ProgressFn, StudioSettings, each, log, log_progress, scaled
-from studio.workdir import claim as claim_workdir
+from studio.workdir import claim as claim_workdir, keep_newest
 
 MAX_UPLOAD_SIZE = "50mb"
 POINT_FILE_TYPES = FILE_SUFFIXES  # every 3D suffix the parser reads, .txt clouds included
 MAX_LABELS = 100
+KEPT_PREVIEWS = 64  # 3D views of uploaded shapes kept for reuse; older ones are deleted
 
 
 @dataclass
@@ -264,6 +265,7 @@ class Studio:
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists():
             points_to_preview(points, target)
+            keep_newest(target.parent, KEPT_PREVIEWS)
         return str(target)
 
     def new_session_gallery(self, session: str | None = None) -> SessionGallery:

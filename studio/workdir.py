@@ -58,3 +58,18 @@ def claim(parent: Path | None = None) -> Path:
     folder = Path(tempfile.mkdtemp(prefix=PREFIX, dir=parent))
     (folder / OWNER_FILE).write_text(f"{os.getpid()} {_started(os.getpid())}\n")
     return folder
+
+
+def keep_newest(folder: Path, count: int) -> None:
+    """Delete all but the `count` most recently written files of `folder` (a cache of previews
+    that would otherwise grow with every distinct upload)."""
+    files = sorted((path for path in folder.iterdir() if path.is_file()), key=_written, reverse=True)
+    for path in files[count:]:
+        path.unlink(missing_ok=True)
+
+
+def _written(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0  # deleted meanwhile: first to go

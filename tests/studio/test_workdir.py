@@ -40,3 +40,12 @@ def test_folders_of_dead_processes_and_old_unowned_ones_are_removed_at_the_next_
     unrelated.mkdir()
     mine = workdir.claim(tmp_path)
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted([young.name, unrelated.name, mine.name])
+
+
+def test_keep_newest_deletes_all_but_the_most_recently_written_files(tmp_path):
+    for index in range(5):
+        path = tmp_path / f"{index}.glb"
+        path.write_bytes(b"x")
+        os.utime(path, (1_000_000 + index, 1_000_000 + index))
+    workdir.keep_newest(tmp_path, 2)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["3.glb", "4.glb"]
