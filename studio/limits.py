@@ -1,7 +1,7 @@
 """One limit on the model work the whole process does at once, whichever endpoint asked for it.
 
 Gradio's queue already admits at most `--concurrency` requests at once across every event
-listener (they share one concurrency group, `studio.ui.MODEL_WORK`); this gate is the same limit
+listener (they share one concurrency group, `studio.serving.MODEL_WORK`); this gate is the same limit
 inside the service, so work that reaches it some other way (a listener outside the group, a
 caller of `Studio` from Python) still waits its turn. It counts how often it had to make a
 request wait: with the queue working, never.
