@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,13 @@ def close_session(gallery: SessionGallery | None, cache: Path | None = None) -> 
     for path in served_copies(gallery.files(), cache) + uploads:
         _remove(path)
     gallery.close()
+
+
+def close_session_soon(gallery: SessionGallery | None) -> None:
+    """`close_session` on a thread of its own: Gradio calls a State's delete callback from its event
+    loop, which hashing a gallery's files would hold up for every visitor."""
+    if gallery is not None and not gallery.closed:
+        threading.Thread(target=close_session, args=(gallery,), name="close-session", daemon=True).start()
 
 
 def end_sessions_with_their_visitors(demo: gr.Blocks, studio: Any) -> None:

@@ -305,7 +305,7 @@ def any_to_any_tab(studio: Studio) -> None:
 
 
 def own_gallery_tab(studio: Studio) -> None:
-    gallery_state = gr.State(None, time_to_live=studio.session_ttl_s, delete_callback=serving.close_session)
+    gallery_state = gr.State(None, time_to_live=studio.session_ttl_s, delete_callback=serving.close_session_soon)
     gr.Markdown(
         "Upload your own images and 3D shapes; they are embedded into the same space and only "
         "this browser session can search them."
