@@ -175,3 +175,17 @@ def test_every_tab_fits_the_screen(sized, artifacts):
         shot = artifacts / f"tab-{tab}-{name}.png"
         page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 10_000
+
+
+def test_any_to_any_offers_only_what_it_can_answer(sized):
+    _, page = sized
+    page.reload()
+    open_tab(page, "any-any")
+    targets = page.locator("#any_to_any-target")
+    page.locator("#any_to_any-source").get_by_text("Text", exact=True).click()
+    targets.get_by_text("Text", exact=True).wait_for(state="detached")  # naming a text is refused: not offered
+    page.locator("#any_to_any-source").get_by_text("Image", exact=True).click()
+    targets.get_by_text("Text", exact=True).click()
+    page.locator("#any_to_any-k input[type=range]:disabled").wait_for()  # naming ignores "How many"
+    targets.get_by_text("Audio", exact=True).click()
+    page.locator("#any_to_any-k input[type=range]:enabled").wait_for()
