@@ -273,3 +273,15 @@ def test_offline_full_profile_falls_back_to_tiny_and_says_why(offline_hub, monke
         studio.answer(Query("text", "a dog"), "image")
     studio.close()
     assert not studio.workdir.exists()
+
+
+def test_an_error_toast_leads_with_its_title():
+    from studio import ui
+
+    def refuse():
+        raise InputError("Upload <an> image first.")
+
+    with pytest.raises(Exception) as caught:
+        ui.user_facing(refuse)()
+    assert caught.value.message == "<strong>Cannot use this input.</strong> Upload &lt;an&gt; image first."
+    assert caught.value.title == "Cannot use this input"
