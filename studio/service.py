@@ -325,7 +325,7 @@ class Studio:
             duplicates = max(duplicates, report.duplicates)
             failed.update({Path(name).name: reason for name, reason in report.failed})
         refused += list(failed.items())
-        return _summary(len(gallery) - before, duplicates, refused, len(gallery))
+        return _summary(len(gallery) - before, duplicates, refused, len(gallery), _count_phrase(gallery.counts()))
 
     def _classify(self, served: ServedSpace, modality: str, embedding: np.ndarray,
                   labels: str | Sequence[str] | None) -> dict[str, float]:
@@ -385,8 +385,8 @@ def upload_modality(path: Path) -> str | None:
 SHOWN_SKIPS = 10  # a summary names this many skipped files, then counts the rest
 
 
-def _summary(added: int, duplicates: int, refused: list[tuple[str, str]], total: int) -> str:
-    lines = [f"Added **{added}** item(s); your gallery now holds **{total}**."]
+def _summary(added: int, duplicates: int, refused: list[tuple[str, str]], total: int, held: str) -> str:
+    lines = [f"Added **{added}** item(s); your gallery now holds **{total}**" + (f": {held}." if held else ".")]
     if duplicates:
         lines.append(f"{duplicates} file(s) were already in it.")
     lines += [f"- Skipped `{name}`: {reason}" for name, reason in refused[:SHOWN_SKIPS]]

@@ -64,13 +64,14 @@ def search_text_3d(page, text: str = "a wooden chair") -> None:
     open_tab(page, "text-3d")
     page.locator("#text_to_3d-input textarea").fill(text)
     page.locator("#text_to_3d-go").click()
-    page.locator("#text_to_3d-list li").first.wait_for()
+    page.locator("#text_to_3d-results img").first.wait_for()
 
 
 def test_captions_are_whole_and_no_result_leaves_the_screen(sized, studio):
     _, page = sized
     search_text_3d(page)
     rows = page.locator("#text_to_3d-list li")
+    rows.first.wait_for()
     assert rows.count() == studio.default_k
     captions = {item.caption for item in studio.default_items}
     width = viewport_width(page)
@@ -135,7 +136,7 @@ def test_a_refused_add_leaves_the_gallery_shown(sized, uploads):
     status = page.locator("#own-gallery-status")
     status.get_by_text("Added 2").wait_for()
     page.locator("#add_to_gallery-go").click()  # nothing chosen: refused
-    status.get_by_text("Nothing was added").wait_for()
+    status.get_by_text("Nothing was added").or_(page.locator(".toast-body")).first.wait_for()
     thumbnails = page.locator("#add_to_gallery-contents img")
     assert thumbnails.count() == 2 and thumbnails.first.is_visible()
     assert not page.locator("#add_to_gallery-contents, #add_to_gallery-files").get_by_text("Error").count()

@@ -161,7 +161,7 @@ def test_session_gallery_indexes_uploads_and_is_searched_alone(studio, uploads, 
     assert "Added **4**" in summary and "1 file(s) were already in it" in summary
     assert uploads["corrupt_points"].name in summary and uploads["audio"].name not in summary
     assert len(gallery.thumbnails()) == 3  # a sound has no picture
-    assert gallery.counts() == {"image": 1, "audio": 1, "points": 2}
+    assert gallery.counts() == {"image": 1, "audio": 1, "points": 2} and "1 image, 1 sound and 2 3D shapes" in summary
     results = studio.answer_own(Query("text", "a box"), gallery, k=10)
     assert sorted(hit.caption for hit in results.hits) == sorted(item.caption for item in gallery.items)
     gallery.close()
