@@ -286,8 +286,9 @@ def any_to_any_tab(studio: Studio) -> None:
     with gr.Row():
         with gr.Column(scale=2):
             query_input = QueryInput(default="image", name="any_to_any")
-            target = gr.Radio(target_choices(studio, "image"), value="points", label="Find",
-                              elem_id="any_to_any-target")
+            offered = [value for _, value in target_choices(studio, "image")]
+            target = gr.Radio(target_choices(studio, "image"), label="Find", elem_id="any_to_any-target",
+                              value="points" if "points" in offered else (offered or [None])[0])
             k = gr.Slider(1, 16, value=studio.default_k, step=1, label="How many", elem_id="any_to_any-k")
             search = gr.Button("Search", variant="primary", elem_id="any_to_any-go")
         with gr.Column(scale=3):
