@@ -91,24 +91,30 @@ def test_captions_are_whole_and_no_result_leaves_the_screen(sized, studio):
 
 
 def drawn_pixels(viewer) -> np.ndarray:
-    """A (H, W) mask of a viewer's canvas pixels that differ from the background, once it has drawn
-    (the viewer's undo/download buttons hidden; the canvas's rounded 2-pixel rim left out)."""
+    """A (H, W) mask of a viewer's canvas pixels that differ from the background, once its drawing
+    has settled: two screenshots alike (a viewer first draws the model with Babylon's own framing,
+    then moves the camera to the app's). The undo/download buttons are hidden and the canvas's
+    rounded 2-pixel rim left out."""
     from PIL import Image
 
     viewer.locator(".icon-button-wrapper").evaluate_all("panels => panels.forEach(p => p.style.visibility = 'hidden')")
     canvas = viewer.locator("canvas")
     deadline = time.monotonic() + TIMEOUT_MS / 1000
+    previous = None
     while True:
         canvas.scroll_into_view_if_needed()
         shot = np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("RGB"), dtype=np.int16)
         mask = (np.abs(shot - BACKGROUND).sum(axis=2) > 40)[2:-2, 2:-2]
-        if mask.sum() > 200 or time.monotonic() > deadline:
+        settled = previous is not None and mask.sum() > 200 and np.array_equal(mask, previous)
+        if settled or time.monotonic() > deadline:
             return mask
-        canvas.page.wait_for_timeout(250)  # polling for the first frame, not a fixed wait
+        previous = mask
+        canvas.page.wait_for_timeout(250)  # polling until the drawing settles, not a fixed wait
 
 
 def test_3d_views_show_the_whole_shape_below_their_label(sized):
     _, page = sized
+    page.reload()  # no viewer still showing an earlier search
     search_text_3d(page, "a floor lamp")
     for rank in (1, 2, 3):
         viewer = page.locator(f"#text_to_3d-shape-{rank}")
