@@ -43,7 +43,8 @@ CSS = """
 .gradio-container {max-width: 1200px !important}
 #main-tabs .tab-container.visually-hidden button {width: 0 !important; min-width: 0 !important;
   padding: 0 !important; margin: 0 !important; border: 0 !important; overflow: hidden !important}
-#main-tabs [role=tablist] {flex-wrap: wrap; height: auto !important; overflow: visible !important; row-gap: 2px}
+#main-tabs [role=tablist] {flex-wrap: wrap; height: auto !important; overflow: visible !important; row-gap: 2px;
+  margin-bottom: 6px}
 #main-tabs .overflow-menu {display: none}
 .result-listing ol {margin: 0.3em 0 0 0; padding-left: 0; list-style: none}
 .result-listing li {margin: 0.15em 0; overflow-wrap: anywhere}
@@ -162,7 +163,7 @@ def text_input(visible: bool = True, elem_id: str | None = None) -> gr.Textbox:
 def points_input(visible: bool = True, elem_id: str | None = None) -> gr.File:
     # The formats go to the file picker and docs/app.md: listed in the label, they were cut off.
     return gr.File(label="3D shape (point cloud or mesh)", file_types=list(POINT_FILE_TYPES), type="filepath",
-                   visible=visible, height=140, elem_id=elem_id)
+                   visible=visible, height=170, elem_id=elem_id)
 
 
 def build_app(studio: Studio) -> gr.Blocks:
