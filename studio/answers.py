@@ -74,7 +74,3 @@ class Results:
 
     def shape_views(self, count: int) -> list[tuple[str, str]]:
         return [(str(hit.view3d), hit.title) for hit in self.hits if hit.view3d is not None][:count]
-
-    def sound_views(self, count: int) -> list[tuple[str, str]]:
-        sounds = [hit for hit in self.hits if hit.modality == "audio" and hit.file is not None]
-        return [(str(hit.file), hit.title) for hit in sounds][:count]

@@ -43,7 +43,7 @@ def test_results_carry_what_each_view_needs(studio, uploads):
     assert all(hit.view3d.suffix == ".glb" and hit.view3d.is_file() for hit in shapes.hits)
     assert all(hit.preview.suffix == ".png" and hit.preview.is_file() for hit in shapes.hits)
     sounds = studio.answer(query_for("image", uploads), "audio", k=2)
-    assert [Path(path).is_file() for path, _ in sounds.sound_views(3)] == [True, True]
+    assert [hit.file.is_file() for hit in sounds.hits if hit.modality == "audio"] == [True, True]
     assert sounds.gallery_items() == []  # sounds go to players, not to the image gallery
     images = studio.answer(query_for("audio", uploads), "image", k=2)
     assert all(Path(path).is_file() for path, _ in images.gallery_items())
