@@ -73,12 +73,13 @@ def test_a_200_frame_gif_is_answered_from_its_first_frame_without_a_memory_peak(
     assert Image.open(path).n_frames == 200
     growth, outcome = peak_growth_mb(lambda: client.predict(handle_file(str(path)), api_name="/image_to_audio"))
     assert not isinstance(outcome, Exception), outcome
-    assert len(unpack(outcome)["chart"]["data"]) == 8
+    assert len(unpack(outcome)["rows"]) == 8
     assert growth < PEAK_MARGIN_MB
 
 
 def _scores(outputs) -> list[float]:
-    return [row[1] for row in unpack(outputs)["chart"]["data"]]
+    """The scores of the listed results ('#rank · score · caption', three decimals)."""
+    return [float(row.split(" · ")[1]) for row in unpack(outputs)["rows"]]
 
 
 def test_a_16_bit_tiff_is_answered_as_our_decoder_reads_it(client, studio, tmp_path):
@@ -95,8 +96,8 @@ def test_a_16_bit_tiff_is_answered_as_our_decoder_reads_it(client, studio, tmp_p
         return [hit.score for hit in studio.answer(Query("image", str(path)), "audio", k=8).hits]
 
     served = _scores(client.predict(handle_file(str(tiff)), api_name="/image_to_audio"))
-    assert served == pytest.approx(in_process(tiff), abs=1e-4)
-    assert served != pytest.approx(in_process(flattened), abs=1e-4)
+    assert served == pytest.approx(in_process(tiff), abs=2e-3)
+    assert served != pytest.approx(in_process(flattened), abs=2e-3)
 
 
 def test_a_tga_renamed_png_is_refused_by_our_format_allow_list(client, tmp_path):
