@@ -296,7 +296,9 @@ class Studio:
         points = self._decoded(query)
         target = self.workdir / "uploads" / f"{_digest(points.tobytes())}.glb"
         target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists():
+        if target.exists():
+            target.touch()  # used again: newest, so the sweep below keeps it
+        else:
             points_to_preview(points, target)
             keep_newest(target.parent, KEPT_PREVIEWS)
         return str(target)
