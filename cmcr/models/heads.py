@@ -1,7 +1,7 @@
 """Projector heads and the import of official C-MCR / Ex-MCR checkpoints.
 
 Module attribute names are part of the on-disk format: they reproduce the official key layouts
-(DESIGN §1) so an official state dict loads into our modules with strict key checking, and so our
+so an official state dict loads into our modules with strict key checking, and so our
 own safetensors files stay readable by anyone who knows the official code.
 
 Every head is built from a JSON-serialisable spec (`build_head`), and reports that spec back
@@ -80,8 +80,10 @@ class TwoBlockMLP(nn.Module):
 class ExMCRHead(nn.Module):
     """Maps a leaf MCR into the frozen base space: `Head1` (linear) then `Head2` (MLP).
 
-    `Head1` starts as the identity so training begins from "the leaf space is the base space",
-    which is where the official release starts too.
+    The two stages are Ex-MCR's decoupled projector: the linear `Head1` (f1) aligns the leaf's
+    own modalities with each other inside the leaf space, the MLP `Head2` (f_m) carries the
+    result into the base space (`stages` gives both, for training). `Head1` starts as the
+    identity, so training begins from the leaf space unchanged.
     """
 
     def __init__(self, dim_in: int = 512, hidden: int = 1024, dim_out: int = 512) -> None:
@@ -93,7 +95,12 @@ class ExMCRHead(nn.Module):
         self.spec = {"kind": KIND_EXMCR, "dim_in": dim_in, "hidden": hidden, "dim_out": dim_out}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.Head2(self.Head1(x)), dim=-1)
+        return self.stages(x)[1]
+
+    def stages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(f1(x) inside the leaf space, unnormalised; the unit rows in the base space)."""
+        inner = self.Head1(x)
+        return inner, F.normalize(self.Head2(inner), dim=-1)
 
 
 _BUILDERS = {
@@ -129,7 +136,7 @@ LAYOUT_CLAPCLIP = "CLAPCLIP_Head"
 LAYOUT_ULIPCLIP = "ULIPCLIP_Head"
 LAYOUT_EXMCR = "Ex_MCR_Head"
 
-# Which of our encoders each official sub-head takes (DESIGN §1).
+# Which of our encoders each official sub-head takes.
 _PAIR_ROLES = {
     LAYOUT_CLAPCLIP: {"Head_A": "clap", "Head_B": "clip"},
     LAYOUT_ULIPCLIP: {"Head_A": "clip", "Head_B": "ulip"},
