@@ -25,6 +25,9 @@ TARGETS: dict[str, Target] = {
     "cloud_latency_ms": Target(5.0, "ms", "one 3D query embedded in ≤ 5 ms (H100)"),
     "images_per_s": Target(5000.0, "images/s", "images embedded ≥ 5,000/s from JPEG files (H100)"),
     "train_s": Target(30.0, "s", "projector training on 1M-row memories ≤ 30 s (H100)"),
+    "cpu_audio_image_ms": Target(300.0, "ms", "audio→image request, 1,000-item gallery, p50 ≤ 300 ms (2 CPU cores)"),
+    "cpu_text_3d_ms": Target(300.0, "ms", "text→3D request, 1,000-item gallery, p50 ≤ 300 ms (2 CPU cores)"),
+    "cpu_3d_ms": Target(400.0, "ms", "3D→anything request, 1,000-item gallery, p50 ≤ 400 ms (2 CPU cores)"),
 }
 
 

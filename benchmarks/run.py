@@ -15,6 +15,8 @@ Sections (each a function of a `Bench`, one module each, so benchmarks/__main__.
 - `search`: one query against N gallery rows: FAISS flat against a NumPy scan on the CPU, and a
   torch matrix product against FAISS flat on CUDA.
 - `query`: the app's request path for each tab (decoded input in memory → top-10).
+- `app`: what a visitor of a CPU Space waits for per tab (uploaded file → answer), the app's CPU
+  path against the float32 / default-threads one, p50 and p95, one request and two at once.
 - `gallery_build`: files on disk → a saved gallery (hashing, decoding, embedding, previews).
 - `train`: projector training to convergence (early stopping) on synthetic memories.
 
@@ -39,6 +41,7 @@ from typing import Any
 
 import torch
 
+from benchmarks.app import bench_app
 from benchmarks.bench import SIZE_PLANS, Bench, SizePlan
 from benchmarks.encoders import bench_encoders
 from benchmarks.figures import Figure
@@ -56,6 +59,7 @@ BENCHMARKS: dict[str, Callable[[Bench], list[Figure]]] = {
     "points": bench_points,
     "search": bench_search,
     "query": bench_query,
+    "app": bench_app,
     "gallery_build": bench_gallery_build,
     "train": bench_train,
 }

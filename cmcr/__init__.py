@@ -6,7 +6,8 @@ The package, layer by layer (each imports only the layers below it; docs/archite
     cmcr.evaluation    metrics (a leaf), the synthetic world, R@k / ModelNet40 protocols, the official check
     cmcr.retrieval     galleries (index, store, ingest, Hub), search and zero-shot classification
     cmcr.training      semantic enhancement, losses, the trainer and its config
-    cmcr.data          media decoding (all input validation), feature memories, extraction, corpus
+    cmcr.data          media decoding (all input validation), sources (folders, Hub datasets), feature
+                       memories, extraction, corpus
     cmcr.models        the registry, frozen encoders, projector heads, UnifiedSpace and its model card
     cmcr.hub, config, atomic, cli, errors   the ground floor
 

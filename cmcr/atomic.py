@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from cmcr.errors import InputError
+
 
 @contextmanager
 def replacing(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
@@ -51,6 +53,23 @@ def write_json(path: str | os.PathLike, value: Any, **dumps: Any) -> Path:
     """Strict JSON (no NaN), indented, newline-terminated unless `dumps` says otherwise."""
     options = {"indent": 2, "allow_nan": False, **dumps}
     return write_text(path, json.dumps(value, **options) + "\n")
+
+
+def check_writable(folder: str | os.PathLike) -> Path:
+    """Make sure `folder` can be created or written (tried in its nearest existing ancestor, which is
+    where whole-folder swaps stage too), before long work that ends by writing there; an
+    `InputError` that says so otherwise. Nothing is left behind."""
+    folder = Path(folder).absolute()
+    place = next(candidate for candidate in (folder, *folder.parents) if candidate.exists())
+    try:
+        if not place.is_dir():
+            raise NotADirectoryError(20, f"'{place}' is a file")
+        with tempfile.TemporaryFile(dir=place):
+            pass
+    except OSError as error:
+        raise InputError(f"Cannot write to '{folder}' ({error.strerror or error}); choose an output folder "
+                         "you can write to. Nothing was computed yet.") from None
+    return folder
 
 
 def replace_folder(folder: str | os.PathLike, build: Callable[[Path], None]) -> Path:

@@ -30,12 +30,15 @@ def run_reporting_errors(body: Callable[[], int | None], interrupted: str = "int
     """
     try:
         return body() or EXIT_OK
-    except HubUnavailableError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_HUB_UNAVAILABLE
     except CMCRError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_ERROR
+        return report_error(error)
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def report_error(error: CMCRError) -> int:
+    """Print the one `error:` line for an expected failure and return its exit code (for code
+    that fails outside a body, such as an app loading its models at import)."""
+    print(f"error: {error}", file=sys.stderr)
+    return EXIT_HUB_UNAVAILABLE if isinstance(error, HubUnavailableError) else EXIT_ERROR

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
-from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
+from huggingface_hub import HfApi, RepoFile, constants, hf_hub_download, snapshot_download
 from huggingface_hub.file_download import http_get
 from huggingface_hub.errors import (
     HfHubHTTPError,
@@ -126,7 +126,8 @@ def download_snapshot(repo_id: str, *, revision: str | None = None, repo_type: s
 
 
 def download_space(repo_id: str, revision: str | None = None, *, cache_dir: str | Path | None = None,
-                   endpoint: str | None = None, token: str | bool | None = None, local_files_only: bool = False) -> Path:
+                   endpoint: str | None = None, token: str | bool | None = None,
+                   local_files_only: bool = False) -> Path:
     """Folder with a trained space's config.json, model.safetensors and README.md, all of one commit.
 
     Only those files are fetched: a space repo may hold other things (plots, pickles) that loading
@@ -140,6 +141,66 @@ def download_space(repo_id: str, revision: str | None = None, *, cache_dir: str 
                               f"it has no {' or '.join(missing)}. Check the repo id, or push a space saved with "
                               "UnifiedSpace.save_pretrained.")
     return folder
+
+
+@dataclass(frozen=True)
+class RepoListing:
+    """The files of a repo folder at the commit a revision resolved to (a branch moves; a commit
+    does not, so everything read from the listing is pinned to `commit`)."""
+
+    repo_id: str
+    repo_type: str
+    revision: str
+    commit: str
+    files: tuple[tuple[str, int], ...]  # (path in the repo, size in bytes), sorted by path
+
+
+def list_repo_files(repo_id: str, *, revision: str | None = None, folder: str = "", repo_type: str = "dataset",
+                    endpoint: str | None = None, token: str | None = None) -> RepoListing:
+    """Resolve `revision` to its commit and list every file under `folder` at that commit.
+
+    A listing is never cached: it needs the Hub, and an unreachable Hub is a HubUnavailableError
+    that says so (the probe answers in seconds, where the client would back off for a minute).
+    """
+    request = _Request(repo_id, repo_type, revision, "the file listing", None, _endpoint(endpoint), token)
+    if is_offline(request.endpoint):
+        raise HubUnavailableError(_listing_unavailable(request, ConnectionError(
+            "HF_HUB_OFFLINE is set" if constants.is_offline_mode() else
+            f"{request.endpoint} failed a {PROBE_TIMEOUT_S:.0f}-second reachability check")))
+    api = HfApi(endpoint=request.endpoint, token=token)
+
+    def tree(path: str, commit: str, recursive: bool) -> list[tuple[str, int]]:
+        entries = api.list_repo_tree(repo_id, path or None, recursive=recursive, revision=commit, repo_type=repo_type)
+        return sorted((entry.path, entry.size) for entry in entries if isinstance(entry, RepoFile))
+
+    def listing() -> RepoListing:
+        commit = api.repo_info(repo_id, revision=revision, repo_type=repo_type).sha
+        try:
+            files = tree(folder, commit, recursive=True)
+        except RemoteEntryNotFoundError:  # not a folder: perhaps a file, listed in its parent folder
+            files = [entry for entry in tree(folder.rpartition("/")[0], commit, recursive=False) if entry[0] == folder]
+            if not files:
+                raise
+        return RepoListing(repo_id, repo_type, revision or constants.DEFAULT_REVISION, commit, tuple(files))
+
+    try:
+        return _with_retries(listing, request.describe())
+    except RemoteEntryNotFoundError as error:
+        raise InputError(f"{repo_type} repo '{repo_id}' (revision '{request.revision or 'main'}') has no file or "
+                         f"folder '{folder}'.") from error
+    except _NOT_FOUND as error:
+        raise InputError(_not_found_message(request, error).replace("Cannot download", "Cannot list")) from error
+    except _ONLINE_FAILURES as error:
+        raise HubUnavailableError(_listing_unavailable(request, error)) from error
+
+
+def _listing_unavailable(request: _Request, error: BaseException) -> str:
+    return (f"Cannot list the files of {request.repo_type} repo '{request.repo_id}' (revision "
+            f"'{request.revision or 'main'}'): the Hugging Face Hub at {request.endpoint} is unavailable "
+            f"({_reason(error)}), and a dataset source needs it to list its files when a run starts. To fix: "
+            "check the network connection or set HF_ENDPOINT to a reachable Hub mirror; for a private or gated "
+            "repo log in (`hf auth login`) or set HF_TOKEN; or download the files where the Hub is reachable "
+            f"(`hf download {request.repo_id} --repo-type {request.repo_type}`) and give their local folder instead.")
 
 
 def release_cache_dir() -> Path:
@@ -172,8 +233,8 @@ def download_release_file(file: ReleaseFile, *, cache_dir: str | Path | None = N
         status = error.response.status_code if error.response is not None else None
         if status in (401, 403, 404, 410):
             raise CheckpointError(f"{url} answered HTTP {status}: the pinned file {file.path} of {file.repo} @ "
-                                  f"{file.commit} is not there. If you use a mirror ({ENV_RAW_ENDPOINT}), check that it "
-                                  "holds it.") from error
+                                  f"{file.commit} is not there. If you use a mirror ({ENV_RAW_ENDPOINT}), check "
+                                  "that it holds it.") from error
         raise HubUnavailableError(f"Downloading {url} failed: {_reason(error)}. {_release_advice(file, target)}") \
             from error
     except (httpx2.TransportError, OSError) as error:

@@ -7,6 +7,7 @@
     python scripts/build_gallery.py --out galleries/mine --rebuild --space owner/new-space
     python scripts/build_gallery.py --out galleries/mine --push-to-hub owner/my-gallery
     python scripts/build_gallery.py --pull owner/my-gallery --out galleries/copy
+    python scripts/build_gallery.py hf://datasets/OWNER/NAME@main/images --out galleries/hub --space owner/space
 
 `--profile tiny` runs offline with toy encoders (and, without --space, an untrained space).
 """
@@ -20,17 +21,22 @@ from pathlib import Path
 from tqdm import tqdm
 
 from cmcr.cli import run_reporting_errors
+from cmcr.data.hub_export import local_folder
+from cmcr.data.selection import modality_pairs
 from cmcr.errors import InputError
-from cmcr.retrieval.gallery import (Gallery, SourceFile, caption_from_name, ingest, modality_of, pull_gallery,
-                          push_gallery, scan_folder, sha256_file)
+from cmcr.retrieval.gallery import (Gallery, SourceFile, caption_from_name, gallery_writer, ingest, modality_of,
+                                    pull_gallery, push_gallery, scan_folder, sha256_file)
 from cmcr.retrieval.search import load_embedder
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("inputs", nargs="*", type=Path, help="folders (or files) to embed")
+    parser.add_argument("inputs", nargs="*", help="folders (or files, or hf://datasets/... dataset sources) to embed")
     parser.add_argument("--out", type=Path, required=True, help="the gallery folder")
-    parser.add_argument("--add", nargs="+", type=Path, default=[], help="files or folders to add")
+    parser.add_argument("--add", nargs="+", default=[], help="files, folders or hf://datasets/... sources to add")
+    parser.add_argument("--column", action="append", default=[], metavar="MODALITY=NAME",
+                        help="column of a Hub dataset source to embed, e.g. image=jpg (default: every media column "
+                             "with a usual name)")
     parser.add_argument("--remove", nargs="+", default=[], help="item ids, content hashes or files to remove")
     parser.add_argument("--rebuild", action="store_true", help="re-embed every item with the given space")
     parser.add_argument("--space", help="trained space: a folder or a Hub repo id")
@@ -46,10 +52,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def sources_of(paths: list[Path]) -> list[SourceFile]:
-    """Folders are scanned; single files are taken with a caption from their name."""
+def sources_of(inputs: list[str], columns: dict[str, str] | None = None) -> list[SourceFile]:
+    """Folders are scanned; single files are taken with a caption from their name; a Hub dataset
+    is scanned as the local folder of its files or rows (cmcr.data.hub_export)."""
     sources = []
-    for path in paths:
+    for path in (local_folder(text, columns) for text in inputs):
         if path.is_dir():
             sources += scan_folder(path)
         elif modality_of(path) is not None:
@@ -84,17 +91,22 @@ def embed(args: argparse.Namespace, sources: list[SourceFile]) -> None:
         print(f"  skipped {path}: {reason}")
 
 
-def run(args: argparse.Namespace) -> None:
+def change(args: argparse.Namespace) -> None:
     if args.pull:
         gallery = pull_gallery(args.pull, args.out)
         print(f"pulled {len(gallery)} items from {args.pull} into {args.out}")
     if args.remove:
         print(f"removed {remove(Gallery.open(args.out), args.remove)} items")
-    sources = sources_of(args.inputs + args.add)
+    sources = sources_of(args.inputs + args.add, modality_pairs(args.column, "--column"))
     if sources or args.rebuild:
         if args.add and not Gallery.exists(args.out):
             raise InputError(f"--add needs an existing gallery at {args.out}.")
         embed(args, sources)
+
+
+def run(args: argparse.Namespace) -> None:
+    with gallery_writer(args.out):  # a second writer is refused, not merged into a lost update
+        change(args)
     if args.push_to_hub:
         print(f"pushed: {push_gallery(args.out, args.push_to_hub)}")
 

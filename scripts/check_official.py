@@ -23,8 +23,8 @@ from cmcr.cli import run_reporting_errors
 from cmcr.models.encoders import build_encoder
 from cmcr.errors import HubUnavailableError
 from cmcr.models.registry import PRETRAINED
-from cmcr.evaluation.official import REFERENCE, compare, compare_preprocessing, encoder_features, read_samples, render, \
-    similarity_matrices
+from cmcr.evaluation.official import (REFERENCE, compare, compare_preprocessing, encoder_features, read_samples,
+                                     render, similarity_matrices)
 from cmcr.models.space import UnifiedSpace
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "official"
@@ -58,7 +58,8 @@ def official_spaces(checkpoints: Path | None) -> dict[str, UnifiedSpace]:
 def run(args: argparse.Namespace) -> int:
     try:
         spaces = official_spaces(args.checkpoints)
-        encoders = {name: build_encoder(name, args.profile, device=args.device).load() for name in ("clip", "clap", "ulip")}
+        encoders = {name: build_encoder(name, args.profile, device=args.device).load()
+                    for name in ("clip", "clap", "ulip")}
     except HubUnavailableError as error:
         raise HubUnavailableError(f"{error} Once the network is back, fetch everything with: {FETCH}") from error
     if args.fetch_only:

@@ -6,6 +6,10 @@
     python scripts/evaluate.py --memory features/ --query audio/clap --target image/clip --space owner/space
     # raw files: each file in one folder has a partner of the same name in the other
     python scripts/evaluate.py --query-folder sounds/ --target-folder photos/ --space owner/space
+    # the same from a Hub dataset whose rows hold both (each row's audio and image share a name)
+    python scripts/evaluate.py --query-folder hf://datasets/OWNER/NAME/test \
+        --target-folder hf://datasets/OWNER/NAME/test \
+        --query-column audio=audio --target-column image=image --space owner/space
     # the synthetic MCR world, trained quickly
     python scripts/evaluate.py --synthetic --epochs 10
     # zero-shot ModelNet40 (Acc@1/3/5 over the 40 classes) from its test split, any space that places
@@ -23,6 +27,8 @@ import numpy as np
 from tqdm import tqdm
 
 from cmcr.cli import run_reporting_errors
+from cmcr.data.hub_export import local_folder
+from cmcr.data.selection import modality_pairs
 from cmcr.errors import InputError
 from cmcr.evaluation.metrics import chance_metrics, markdown_table, retrieval_metrics
 from cmcr.evaluation.protocols import evaluate_folders, evaluate_memory, evaluate_synthetic, read_pairs
@@ -35,14 +41,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--queries", type=Path, help=".npy of query embeddings (with --gallery)")
     mode.add_argument("--memory", type=Path, help="feature memory folder (with --query and --target)")
-    mode.add_argument("--query-folder", type=Path, help="folder of query files (with --target-folder)")
+    mode.add_argument("--query-folder", help="folder of query files, or hf://datasets/... (with --target-folder)")
     mode.add_argument("--synthetic", action="store_true", help="train and evaluate on the synthetic world")
     mode.add_argument("--protocol", choices=("modelnet40",), help="a paper protocol (with --data and --space)")
     parser.add_argument("--gallery", type=Path, help=".npy of gallery embeddings, row-aligned with --queries")
     parser.add_argument("--query", help="MODALITY/ENCODER set of the memory to query with, e.g. audio/clap")
     parser.add_argument("--target", help="MODALITY/ENCODER set of the memory to retrieve, e.g. image/clip")
     parser.add_argument("--pairs", type=Path, help="file of 'query_row target_row' lines (default: pair by item id)")
-    parser.add_argument("--target-folder", type=Path, help="folder of target files")
+    parser.add_argument("--target-folder", help="folder of target files, or hf://datasets/...")
+    for side in ("query", "target"):
+        parser.add_argument(f"--{side}-column", metavar="MODALITY=NAME",
+                            help=f"which column of a Hub dataset --{side}-folder holds, e.g. audio=audio "
+                                 "(default: the one media column with a usual name)")
     parser.add_argument("--space", help="trained space (folder or Hub repo id) to project through")
     parser.add_argument("--profile", choices=("full", "tiny"), default="full")
     parser.add_argument("--device")
@@ -91,10 +101,13 @@ def rows_for(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         raise InputError("--query-folder needs --target-folder.")
     from cmcr.retrieval.search import load_embedder
 
+    query, target = (local_folder(getattr(args, f"{side}_folder"), modality_pairs(
+        [getattr(args, f"{side}_column")] if getattr(args, f"{side}_column") else [], f"--{side}-column"))
+        for side in ("query", "target"))
     embedder = load_embedder(args.space, args.profile, args.device)
-    metrics = evaluate_folders(embedder, args.query_folder, args.target_folder,
+    metrics = evaluate_folders(embedder, query, target,
                                progress=lambda items: tqdm(items, desc="embedding", unit="file"))
-    return {f"{args.query_folder.name} → {args.target_folder.name}": metrics}
+    return {f"{Path(args.query_folder).name} → {Path(args.target_folder).name}": metrics}
 
 
 def modelnet40_report(args: argparse.Namespace) -> str:

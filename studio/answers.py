@@ -86,5 +86,6 @@ class Results:
             top = sorted(self.labels.items(), key=lambda item: -item[1])[:10]
             return pd.DataFrame({"result": [name for name, _ in top], "score": [p for _, p in top]})
         return pd.DataFrame(
-            {"result": [f"#{hit.rank} {hit.caption}"[:40] for hit in self.hits], "score": [hit.score for hit in self.hits]}
+            {"result": [f"#{hit.rank} {hit.caption}"[:40] for hit in self.hits],
+             "score": [hit.score for hit in self.hits]}
         )

@@ -18,6 +18,7 @@ from cmcr.errors import CheckpointError, HubUnavailableError, InputError
 from cmcr.models.encoders import build_encoder
 from cmcr.models.registry import ENCODERS as REGISTERED_ENCODERS
 from cmcr.models.space import load_spaces, tiny_space
+from studio.cpu import serving_overrides
 from studio.settings import ProgressFn, StudioSettings, log, log_progress, on_hugging_face_space
 
 ENCODERS = tuple(REGISTERED_ENCODERS)
@@ -71,7 +72,8 @@ def _load_full(settings: StudioSettings, progress: ProgressFn) -> ModelSet:
     encoders = {}
     for index, name in enumerate(needed):
         progress((index + 1) / (len(needed) + 1), f"Loading the {name.upper()} encoder")
-        encoders[name] = build_encoder(name, "full", device=settings.device).load()
+        encoders[name] = build_encoder(name, "full", device=settings.device,
+                                       **serving_overrides(name, settings.device)).load()
     return ModelSet(spaces=spaces, encoders=encoders, profile="full")
 
 
@@ -81,7 +83,8 @@ def _load_tiny(settings: StudioSettings, progress: ProgressFn, notice: str, name
     encoders = {}
     for index, name in enumerate(ENCODERS):
         progress(index / (len(ENCODERS) + 1), f"Building the tiny {name.upper()} encoder")
-        encoders[name] = build_encoder(name, "tiny", device=settings.device).load()
+        encoders[name] = build_encoder(name, "tiny", device=settings.device,
+                                       **serving_overrides(name, settings.device)).load()
     if named is None:
         progress(len(ENCODERS) / (len(ENCODERS) + 1), "Building an untrained tiny space")
         return ModelSet(spaces={TINY_SPACE_LABEL: tiny_space(encoders)}, encoders=encoders, profile="tiny",

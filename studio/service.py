@@ -8,11 +8,11 @@ is validated, embedded and searched, and how the answer is shaped for display.
 
 from __future__ import annotations
 
-import json
+import functools
 import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,11 +26,12 @@ from cmcr.errors import InputError
 from cmcr.models.registry import DEFAULT_SPACE
 from cmcr.data.media.kinds import EXTENSIONS
 from cmcr.retrieval.gallery import Gallery, SourceFile, caption_from_name, ingest, scan_folder, sha256_bytes
-from cmcr.retrieval.search import SpaceEmbedder
 from cmcr.retrieval.search import query as search
 from cmcr.data.vocabulary import DEFAULT_LABELS, TEMPLATES
 from cmcr.retrieval.zeroshot import ZeroShotClassifier
 from studio.answers import DEFAULT_K, EMPTY_GALLERY, MODALITY_NAMES, Query, Results, ShownHit
+from studio.examples import ExampleRows, manifest_examples
+from studio.gpu import GpuEmbedder
 from studio.loading import TINY_SPACE_LABEL, ModelSet, load_models
 from studio.session import RecentShapes, SessionGallery, ShapeThumbnails, display_image
 from studio.settings import ASSETS_DIR, ProgressFn, StudioSettings, each, log, log_progress, scaled
@@ -54,6 +55,10 @@ class ServedSpace:
 
     def places(self, modality: str) -> bool:
         return _places(self.embedder, modality)
+
+    def placed_names(self) -> list[str]:
+        """The modalities this space places, as the page names them."""
+        return [MODALITY_NAMES[m].lower() for m in MODALITY_NAMES if self.places(m)]
 
     def describe(self) -> str:
         provenance = self.space.provenance
@@ -80,6 +85,8 @@ class Studio:
         self._default_classifiers: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
         self._recent_shapes = RecentShapes()
+        self._examples = manifest_examples(assets)
+        self._example_rows = ExampleRows(self._examples)
 
     @classmethod
     def load(cls, settings: StudioSettings | None = None, progress: ProgressFn = log_progress,
@@ -91,9 +98,10 @@ class Studio:
         workdir = Path(tempfile.mkdtemp(prefix="cmcr-studio-"))
         served = []
         for index, (label, space) in enumerate(models.spaces.items()):
-            embedder = SpaceEmbedder(space, {name: models.encoders[name] for name in space.encoders
-                                             if name in models.encoders})
-            share = scaled(progress, 0.7 + 0.3 * index / len(models.spaces), 0.7 + 0.3 * (index + 1) / len(models.spaces))
+            embedder = GpuEmbedder(space, {name: models.encoders[name] for name in space.encoders
+                                           if name in models.encoders})
+            share = scaled(progress, 0.7 + 0.3 * index / len(models.spaces),
+                           0.7 + 0.3 * (index + 1) / len(models.spaces))
             gallery = build_default_gallery(assets, workdir / f"gallery-{index}", embedder, share)
             served.append(ServedSpace(label, embedder, gallery))
         studio = cls(models, served, settings, workdir, assets)
@@ -135,14 +143,8 @@ class Studio:
         return [str(self.assets), str(self.workdir)]
 
     def examples(self, modality: str) -> list[str]:
-        """Example inputs from assets/: the official samples first, then the generated gallery's
-        files; for text, the official sample texts and the captions of the shapes."""
-        items = _manifest_items(self.assets)
-        if modality == "text":
-            texts = [item["text"] for item in items if "text" in item and item["modality"] == "points"]
-            return list(dict.fromkeys(texts + [item["caption"] for item in items if item["modality"] == "points"
-                                               and "text" not in item]))[:8]
-        return [str(item["path"]) for item in items if item["modality"] == modality][:8]
+        """Example inputs of `modality` from assets/ (`studio.examples.manifest_examples`)."""
+        return self._examples[modality]
 
     def unavailable(self, source: str, target: str | None) -> str | None:
         """Why no served space can answer `source` → `target` (None when one can)."""
@@ -161,8 +163,7 @@ class Studio:
                 return served
         wanted = MODALITY_NAMES.get(source, source).lower() + ("" if target is None else
                                                               f" and {MODALITY_NAMES.get(target, target).lower()}")
-        held = "; ".join(f"{served.label} places {', '.join(MODALITY_NAMES[m].lower() for m in MODALITY_NAMES if served.places(m))}"
-                         for served in self.served)
+        held = "; ".join(f"{served.label} places {', '.join(served.placed_names())}" for served in self.served)
         hint = (" Connecting audio with 3D needs a unified (Ex-MCR) space: start the app with "
                 f"--space {DEFAULT_SPACE}.") if {source, target} == {"audio", "points"} else ""
         raise InputError(f"No space served here connects {wanted} ({held}).{hint}")
@@ -170,7 +171,12 @@ class Studio:
     def embed(self, query: Query, target: str | None = None) -> np.ndarray:
         """A (1, D) unit row, in the space that answers `query` → `target`, for a validated query."""
         query = query.validated()
-        return self.route(query.modality, target).embedder.embed(query.modality, [self._decoded(query)])
+        return self._row(self.route(query.modality, target), query, self._example_rows.key(query.modality, query.value),
+                         lambda: self._decoded(query))
+
+    def _row(self, served: ServedSpace, query: Query, example: str | None, decoded: Callable[[], Any]) -> np.ndarray:
+        """The query's row in `served`'s space; an example's is kept after its first use."""
+        return self._example_rows.row(served.label, example, lambda: served.embedder.embed(query.modality, [decoded()]))
 
     def _decoded(self, query: Query) -> Any:
         decoder = self.served[0].embedder
@@ -188,11 +194,12 @@ class Studio:
         query = query.validated()
         routes = self._routes(query.modality, target)
         progress(0.1, f"Embedding your {MODALITY_NAMES[query.modality].lower()}")
-        decoded = self._decoded(query)
+        example = self._example_rows.key(query.modality, query.value)
+        decoded = functools.cache(lambda: self._decoded(query))  # once, whichever spaces need it
         if target == "text":
             served = routes[0][0]
             progress(0.7, "Naming it")
-            embedding = served.embedder.embed(query.modality, [decoded])
+            embedding = self._row(served, query, example, decoded)
             return Results(labels=self._classify(served, query.modality, embedding, labels))
         progress(0.7, "Searching")
         searched_in = [(served, targets, served.gallery if gallery is None else gallery.galleries[served.label])
@@ -204,10 +211,11 @@ class Studio:
         for served, targets, searched in searched_in:
             if not len(searched):
                 continue
-            embedding = served.embedder.embed(query.modality, [decoded])
+            embedding = self._row(served, query, example, decoded)
             held = {item.modality for item in searched.items}  # "any": skip what this gallery lacks
             for modality in targets if target is not None else [m for m in targets if m is None or m in held]:
-                found = search(served.embedder, searched, query.modality, embeddings=embedding, k=int(k), target=modality)[0]
+                found = search(served.embedder, searched, query.modality, embeddings=embedding, k=int(k),
+                               target=modality)[0]
                 hits += [(hit, searched) for hit in found]
         best = sorted(hits, key=lambda pair: -pair[0].score)[: int(k)]
         return Results(hits=[self._hit(searched, hit, rank) for rank, (hit, searched) in enumerate(best, start=1)])
@@ -350,9 +358,11 @@ def build_default_gallery(assets: Path, folder: Path, embedder: Any, progress: P
     """Embed every item of assets/ that the embedder's space can place (the generated gallery and
     the official samples)."""
     gallery = Gallery.create(folder, embedder.space_id, embedder.space.dim)
-    sources = [source for source in (scan_folder(assets) if assets.is_dir() else []) if _places(embedder, source.modality)]
+    found = scan_folder(assets) if assets.is_dir() else []
+    sources = [source for source in found if _places(embedder, source.modality)]
     if not sources:
-        log.warning("no default gallery: %s holds no assets this space can place (run python -m tools.make_assets)", assets)
+        log.warning("no default gallery: %s holds no assets this space can place "
+                    "(run python -m tools.make_assets)", assets)
         return gallery
     progress(0.0, f"Embedding the default gallery ({len(sources)} items)")
     report = ingest(gallery, sources, embedder, progress=each(progress, len(sources), "Embedding the default gallery"))
@@ -367,15 +377,6 @@ def _places(embedder: Any, modality: str) -> bool:
     except InputError:
         return False
     return True
-
-
-def _manifest_items(assets: Path) -> list[dict]:
-    """Items of every manifest under assets/ (the official samples' first), each with its `path`."""
-    manifests = sorted(assets.rglob("manifest.json"), key=lambda path: (path.parent == assets, str(path)))
-    items = []
-    for manifest in manifests:
-        items += [{**item, "path": manifest.parent / item["file"]} for item in json.loads(manifest.read_text())["items"]]
-    return items
 
 
 def _digest(data: bytes) -> str:

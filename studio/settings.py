@@ -19,6 +19,9 @@ ENV_SPACE_REVISION = "CMCR_SPACE_REVISION"
 ENV_PROFILE = "CMCR_PROFILE"
 ENV_DEVICE = "CMCR_DEVICE"
 ENV_ON_SPACE = "SPACE_ID"  # set by Hugging Face on every Space
+ENV_SERVER_NAME = "GRADIO_SERVER_NAME"  # Gradio's own variables; a Space sets both
+ENV_SERVER_PORT = "GRADIO_SERVER_PORT"
+DEFAULT_HOST, DEFAULT_PORT = "0.0.0.0", 7860
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
 
 ProgressFn = Callable[[float, str], None]
@@ -30,6 +33,19 @@ def log_progress(fraction: float, message: str) -> None:
 
 def on_hugging_face_space() -> bool:
     return bool(os.environ.get(ENV_ON_SPACE))
+
+
+def served_address() -> tuple[str, str]:
+    """(host, port) to listen on when no flag names them, as text: Gradio's environment
+    variables, else every interface on 7860 (`port_number` checks the port)."""
+    return os.environ.get(ENV_SERVER_NAME) or DEFAULT_HOST, os.environ.get(ENV_SERVER_PORT) or str(DEFAULT_PORT)
+
+
+def port_number(text: str) -> int:
+    """A TCP port from a flag or GRADIO_SERVER_PORT; ValueError says what is wrong."""
+    if not text.strip().isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"{text!r} is not a port number (1-65535; from --port or {ENV_SERVER_PORT})")
+    return int(text)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,9 @@
 """The Gradio UI of C-MCR Studio: layout and wiring only; every decision lives in `studio.service`.
 
-ZeroGPU is used through `spaces.GPU` when the `spaces` package is importable.
+The forward passes run through `studio.gpu` (ZeroGPU's `spaces.GPU`); the handlers here stay in
+the server process, so the Gradio state they hold (a visitor's own gallery) never crosses into a
+GPU worker. An example click reuses its example's embedding once any visitor has clicked it
+(`Studio` keeps them), so only its first click runs an encoder.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import functools
 import html
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -18,21 +22,12 @@ from cmcr.errors import CMCRError, InputError
 from cmcr.models.registry import DEFAULT_SPACE, list_pretrained
 from cmcr.data.media.kinds import EXTENSIONS
 from studio.answers import MODALITY_NAMES, Query, Results
+from studio.cpu import use_request_threads
 from studio.service import MAX_UPLOAD_SIZE, POINT_FILE_TYPES, Studio, unreadable_image_reason
 from studio.session import SessionGallery
-from studio.settings import StudioSettings, on_hugging_face_space
+from studio.settings import StudioSettings, on_hugging_face_space, port_number, served_address
 
 log = logging.getLogger("studio.ui")
-
-try:  # ZeroGPU on Spaces: borrow a GPU per request; a plain call everywhere else.
-    import spaces
-
-    on_gpu = spaces.GPU
-except ImportError:
-
-    def on_gpu(fn: Callable) -> Callable:
-        return fn
-
 
 TOP_SHAPES = 3
 TOP_SOUNDS = 3
@@ -114,7 +109,8 @@ class ResultView:
         gallery = results.gallery_items()
         return [
             gr.Gallery(value=gallery, visible=bool(gallery)),
-            *[gr.Model3D(value=path, label=caption, visible=_shown(path)) for path, caption in _pad(shapes, TOP_SHAPES)],
+            *[gr.Model3D(value=path, label=caption, visible=_shown(path))
+              for path, caption in _pad(shapes, TOP_SHAPES)],
             *[gr.Audio(value=path, label=caption, visible=_shown(path)) for path, caption in _pad(sounds, TOP_SOUNDS)],
             gr.Label(value=results.labels, visible=results.labels is not None),
             gr.BarPlot(value=results.score_table(), visible=True),
@@ -238,7 +234,6 @@ def fixed_pair_tab(studio: Studio, source: str, target: str, make_input: Callabl
             view = ResultView([target], api_name)
 
     @user_facing
-    @on_gpu
     def run(value: Any, progress: gr.Progress = gr.Progress()) -> list[Any]:
         results = studio.answer(Query(source, value), target, k=k, progress=_reporter(progress))
         return view.render(results)
@@ -251,6 +246,7 @@ def fixed_pair_tab(studio: Studio, source: str, target: str, make_input: Callabl
         gr.Examples(
             [[example] for example in examples], inputs=value, outputs=view.outputs, fn=run,
             run_on_click=True, cache_examples=False, api_visibility="private", label="Examples",
+            elem_id=f"{api_name}-examples",
         )
 
 
@@ -269,7 +265,6 @@ def points_to_text_tab(studio: Studio) -> None:
             label = gr.Label(label="Zero-shot labels", num_top_classes=5, elem_id="classify_3d-labels")
 
     @user_facing
-    @on_gpu
     def run(path: str | None, candidates: str, progress: gr.Progress = gr.Progress()):
         query = Query("points", path)
         results = studio.answer(query, "text", labels=candidates, progress=_reporter(progress))
@@ -281,7 +276,7 @@ def points_to_text_tab(studio: Studio) -> None:
         gr.Examples(
             [[example] for example in examples], inputs=shape, outputs=[preview, label],
             fn=functools.partial(run, candidates=""), run_on_click=True,
-            cache_examples=False, api_visibility="private", label="Examples",
+            cache_examples=False, api_visibility="private", label="Examples", elem_id="classify_3d-examples",
         )
 
 
@@ -298,7 +293,6 @@ def any_to_any_tab(studio: Studio) -> None:
             view = ResultView(list(MODALITY_NAMES), "any_to_any")
 
     @user_facing
-    @on_gpu
     def run(source, audio, image, text, points, target_modality, top_k, progress: gr.Progress = gr.Progress()):
         query = query_from(source, audio, image, text, points)
         results = studio.answer(query, target_modality, k=int(top_k), progress=_reporter(progress))
@@ -329,20 +323,19 @@ def own_gallery_tab(studio: Studio) -> None:
             view = ResultView(["image", "points"], "search_gallery")
 
     @user_facing
-    @on_gpu
     def add_files(paths: list[str] | None, gallery: SessionGallery | None, progress: gr.Progress = gr.Progress()):
         gallery = studio.new_session_gallery() if gallery is None else gallery
         summary = studio.add_to_session_gallery(gallery, paths or [], progress=_reporter(progress))
         return gallery, summary, gallery.thumbnails(), None
 
     @user_facing
-    @on_gpu
     def run(gallery, source, audio, image, text, points, top_k, progress: gr.Progress = gr.Progress()):
         query = query_from(source, audio, image, text, points)
         results = studio.answer_own(query, gallery, k=int(top_k), progress=_reporter(progress))
         return view.render(results)
 
-    add.click(add_files, [uploads, gallery_state], [gallery_state, status, contents, uploads], api_name="add_to_gallery")
+    add.click(add_files, [uploads, gallery_state], [gallery_state, status, contents, uploads],
+              api_name="add_to_gallery")
     search.click(run, [gallery_state, *query_input.inputs, k], view.outputs, api_name="search_gallery")
 
 
@@ -354,6 +347,8 @@ def _reporter(progress: gr.Progress) -> Callable[[float, str], None]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Flags over the environment: CMCR_* for the weights, GRADIO_SERVER_NAME / GRADIO_SERVER_PORT
+    for the address (as every Gradio app reads them; a Space sets them)."""
     defaults = StudioSettings.from_env()
     parser = argparse.ArgumentParser(description="C-MCR Studio: cross-modal retrieval demo.")
     parser.add_argument("--space", default=defaults.space,
@@ -362,8 +357,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--revision", default=defaults.revision, help="branch, tag or commit of --space")
     parser.add_argument("--profile", choices=["full", "tiny"], default=defaults.profile)
     parser.add_argument("--device", default=defaults.device, help="cpu, cuda, cuda:1 (default: best available)")
-    parser.add_argument("--host", default="0.0.0.0")
-    parser.add_argument("--port", type=int, default=7860)
+    host, port = served_address()
+    parser.add_argument("--host", default=host, help=f"address to listen on (default: {host})")
+    # A string default goes through `type` only when the flag is absent: a flag wins over the variable.
+    parser.add_argument("--port", type=_port, default=port, help=f"port to listen on (default: {port})")
     parser.add_argument("--concurrency", type=int, default=2, help="requests computed at once")
     parser.add_argument("--max-queue", type=int, default=QUEUE_LIMIT,
                         help="waiting requests before new ones are refused")
@@ -373,20 +370,44 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def serve(studio: Studio, host: str, port: int, concurrency: int = 2, block: bool = True,
-          max_queue: int = QUEUE_LIMIT) -> gr.Blocks:
-    """Build and launch the app (the tests launch it this way too, with block=False).
+def _port(text: str) -> int:
+    try:
+        return port_number(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+@dataclass
+class Page:
+    """What one process serves: the Blocks and the folders its answers' files come from."""
+
+    demo: gr.Blocks
+    allowed_paths: list[str]
+
+    def launch(self, host: str, port: int, block: bool = True) -> None:
+        self.demo.launch(
+            server_name=host, server_port=port, prevent_thread_lock=not block, quiet=not block,
+            allowed_paths=self.allowed_paths, max_file_size=MAX_UPLOAD_SIZE, css=CSS,
+            theme=gr.themes.Soft(), show_error=True,
+        )
+
+
+def studio_page(studio: Studio, concurrency: int = 2, max_queue: int = QUEUE_LIMIT) -> Page:
+    """The app over a loaded studio, with its queue.
 
     Requests beyond `max_queue` waiting ones are refused at once ("queue full") rather than left
     to time out: on a small Space a burst would otherwise make every visitor wait minutes."""
     demo = build_app(studio)
     demo.queue(default_concurrency_limit=concurrency, max_size=max_queue)
-    demo.launch(
-        server_name=host, server_port=port, prevent_thread_lock=not block, quiet=not block,
-        allowed_paths=studio.allowed_paths, max_file_size=MAX_UPLOAD_SIZE, css=CSS,
-        theme=gr.themes.Soft(), show_error=True,
-    )
-    return demo
+    return Page(demo, studio.allowed_paths)
+
+
+def serve(studio: Studio, host: str, port: int, concurrency: int = 2, block: bool = True,
+          max_queue: int = QUEUE_LIMIT) -> gr.Blocks:
+    """Build and launch the app over a loaded studio (the tests launch it this way, block=False)."""
+    page = studio_page(studio, concurrency, max_queue)
+    page.launch(host, port, block)
+    return page.demo
 
 
 ERROR_PAGE = """# C-MCR Studio is not available right now
@@ -406,11 +427,13 @@ def build_error_page(error: BaseException) -> gr.Blocks:
     return page
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Serve the app. A local start that cannot get explicitly named weights ends in one `error:`
-    line and exit code 2; on a Hugging Face Space it serves an error page instead."""
+def load_page(args: argparse.Namespace) -> Page:
+    """Load the models and build the page, once per process (app.py does it at import, so ZeroGPU
+    finds the models and `gradio app.py` finds `demo`). A local start that cannot get explicitly
+    named weights raises the CMCRError (app.py turns it into one `error:` line and exit code 2);
+    on a Hugging Face Space the page is an error page instead."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    args = parse_args(argv)
+    log.info("%d math thread(s) per request", use_request_threads(args.concurrency))
     settings = StudioSettings(space=args.space, revision=args.revision, profile=args.profile, device=args.device)
     try:
         studio = Studio.load(settings)
@@ -418,8 +441,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not on_hugging_face_space():
             raise
         log.error("this Space cannot serve its weights: %s", error)
-        build_error_page(error).launch(server_name=args.host, server_port=args.port, show_error=True)
-        return 0
-    serve(studio, args.host, args.port, args.concurrency, max_queue=args.max_queue)
-    return 0
-
+        return Page(build_error_page(error), [])
+    return studio_page(studio, args.concurrency, args.max_queue)

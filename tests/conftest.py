@@ -34,6 +34,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 pytest_plugins = [
+    "tests.fixtures.datasets",
     "tests.fixtures.hub",
     "tests.fixtures.media",
     "tests.fixtures.official",

@@ -27,7 +27,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 REPO_TYPES = ("model", "dataset", "space")
 URL_PREFIXES = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 # Files the real Hub stores with Git LFS: their HEAD answers carry the sha256 as X-Linked-Etag.
-LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".npy", ".npz", ".h5", ".onnx")
+LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".npy", ".npz", ".h5", ".onnx", ".parquet",
+                ".tar", ".arrow")
 LFS_MIN_SIZE = 10 * 1024 * 1024
 API_ACTIONS = ("revision", "tree", "preupload", "commit", "branch", "refs")
 GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n*.pt filter=lfs diff=lfs merge=lfs -text\n"

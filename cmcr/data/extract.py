@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from cmcr.atomic import replace_folder
 from cmcr.data import media
+from cmcr.data.hub_rows import RowReader
 from cmcr.data.memory_format import ITEMS_NAME
 from cmcr.data.merge import merge_shards
 from cmcr.data.plan import SKIPPED_NAME, ExtractOptions, ExtractReport, Plan, Task, recorded_fingerprint, write_jsonl
@@ -98,9 +99,10 @@ class _Decoded(Dataset):
     """
 
     def __init__(self, modality: str, items: list[dict], num_points: int,
-                 preparers: dict[str, Callable[[Sequence], Any] | None], min_side: int | None = None) -> None:
+                 preparers: dict[str, Callable[[Sequence], Any] | None], min_side: int | None = None,
+                 reader: RowReader | None = None) -> None:
         self.modality, self.items, self.num_points = modality, items, num_points
-        self.preparers, self.min_side = preparers, min_side
+        self.preparers, self.min_side, self.reader = preparers, min_side, reader or RowReader({})
 
     def __len__(self) -> int:
         return len(self.items)
@@ -108,21 +110,25 @@ class _Decoded(Dataset):
     def __getitem__(self, index: int) -> tuple[int, dict[str, Any] | None, str | None]:
         item = self.items[index]
         try:
-            decoded = _decode(self.modality, item, self.num_points, self.min_side)
+            decoded = _decode(self.modality, item, self.num_points, self.min_side, self.reader)
             return index, {name: decoded if prepare is None else prepare([decoded])[0]
                            for name, prepare in self.preparers.items()}, None
         except InputError as exc:
             return index, None, str(exc)
 
 
-def _decode(modality: str, item: dict, num_points: int, min_side: int | None) -> Any:
+def _decode(modality: str, item: dict, num_points: int, min_side: int | None, reader: RowReader) -> Any:
+    """One item decoded: a local file, or a row of a Hub dataset (bytes, or coordinates for points)."""
     if modality == "text":
         return item["text"]
+    source, hint = reader.source(item)
     if modality == "image":
-        return media.load_image(item["path"], min_side=min_side)
+        return media.load_image(source, min_side=min_side, format=hint)
     if modality == "audio":
-        return media.load_audio(item["path"])
-    return media.load_points(item["path"], num_points=num_points)
+        return media.load_audio(source, format=hint)
+    if isinstance(source, np.ndarray):
+        return media.normalise_points(source, num_points=num_points, label=item["id"])
+    return media.load_points(source, num_points=num_points, format=hint)
 
 
 def _collate(batch: list[tuple[int, dict[str, Any] | None, str | None]]
@@ -191,7 +197,8 @@ def _embed_modality(plan: Plan, tasks: list[Task], output: Path, encoders: _Enco
     preparers = {name: encoders.get(name).preparer(modality) for name in names}
     sides = [getattr(prepare, "min_side", None) for prepare in preparers.values()]
     min_side = max(sides) if options.reduced_decode and None not in sides else None
-    loader = DataLoader(_Decoded(modality, items, options.num_points, preparers, min_side), batch_sampler=batches,
+    dataset = _Decoded(modality, items, options.num_points, preparers, min_side, RowReader(plan.sources.local_files))
+    loader = DataLoader(dataset, batch_sampler=batches,
                         num_workers=0 if modality == "text" else options.num_workers,
                         collate_fn=_collate)
     queue = iter(tasks)
@@ -213,8 +220,9 @@ def _embed_modality(plan: Plan, tasks: list[Task], output: Path, encoders: _Enco
 
 
 def _stored_item(item: dict) -> dict:
-    """What items.jsonl keeps: id plus text or path (not the fingerprint's size/mtime)."""
-    return {key: item[key] for key in ("id", "text", "path") if key in item}
+    """What items.jsonl keeps: id plus text, path, or where in a Hub dataset (repo@commit, file, row
+    or tar member); not the fingerprint's size/mtime or a tar member's offset."""
+    return {key: item[key] for key in ("id", "text", "path", "hub", "file", "row", "member") if key in item}
 
 
 def _write_shard(target: Path, modality: str, rows: dict[str, list[np.ndarray]], kept: list[dict],

@@ -43,6 +43,7 @@ def merge_shards(plan: Plan, output: Path, report: ExtractReport) -> None:
         raise InputError(f"{len(missing)} of {len(plan.tasks)} shards are not extracted yet "
                          f"(e.g. {missing[:3]}): run the extraction (every rank) before merging")
     staging = output / f".merge-{uuid.uuid4().hex[:8]}"
+    report.skipped += plan.sources.skipped  # Hub rows that held no usable text, found while listing
     try:
         memory = FeatureMemory(staging)
         for modality in plan.sources.modalities:
@@ -60,7 +61,7 @@ def merge_shards(plan: Plan, output: Path, report: ExtractReport) -> None:
     encoders = {name: {**entry, "commit": cached_commit(entry)} for name, entry in plan.encoders.items()}
     record = {"fingerprint": plan.fingerprint, "encoders": encoders, "counts": report.counts,
               "skipped": len(report.skipped), "sources": plan.sources.described,
-              "options": stored_settings(plan.options)}
+              "datasets": plan.sources.datasets, "options": stored_settings(plan.options)}
     write_json(output / RECORD_NAME, record)
     shutil.rmtree(output / SHARDS_DIR, ignore_errors=True)
     report.finalised = True

@@ -1,76 +1,28 @@
-"""Raw sources → the items to extract: text files (one item per line or record) and folders of
-image, audio and 3D files, collected per modality with where each came from.
+"""Raw sources → the items to extract: text files and folders of image, audio and 3D files, or Hub
+datasets (`hf://datasets/...`, cmcr.data.hub_sources) in their place, collected per modality
+with where each came from.
 
 Only the listing happens here; decoding waits for extraction (`cmcr.data.extract`), so collecting a
 million files costs one folder walk, and a file's size and modification time go into each item
-for the plan's fingerprint.
+for the plan's fingerprint. Each source may be limited to a number of rows and subsampled with a
+seed (cmcr.data.selection).
 """
 
 from __future__ import annotations
 
-import csv
-import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cmcr.data.hub_sources import read_hub_source
+from cmcr.data.hub_uri import is_hub_uri
 from cmcr.data.media.kinds import EXTENSIONS
+from cmcr.data.selection import Selection, SourceOptions, subsample
+from cmcr.data.text_files import TEXT_SUFFIXES, read_text_file
 from cmcr.errors import InputError
 from cmcr.models.registry import MODALITIES
 
-TEXT_SUFFIXES = (".txt", ".jsonl", ".csv")
-
-
-def read_text_file(path: str | Path, column: str = "text") -> list[dict]:
-    """Text items of one file: .txt (one per line), .jsonl (a "text" field), .csv (a `column`).
-
-    Empty lines and duplicate texts are dropped (a duplicate adds nothing to a memory); ids are
-    `<file name>:<line number>`, stable as long as the file is.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"text source {path} does not exist")
-    suffix = path.suffix.lower()
-    if suffix not in TEXT_SUFFIXES:
-        raise InputError(f"text source {path} must be .txt (one text per line), .jsonl (with a "
-                         f"'text' field) or .csv (with a '{column}' column)")
-    try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            rows = list(_text_rows(handle, suffix, path, column))
-    except UnicodeDecodeError as exc:
-        raise InputError(f"text source {path} is not UTF-8: {exc}") from exc
-    seen: set[str] = set()
-    items = []
-    for line, text in rows:
-        text = " ".join(text.split())
-        if text and text not in seen:
-            seen.add(text)
-            items.append({"id": f"{path.name}:{line}", "text": text})
-    if not items:
-        raise InputError(f"text source {path} holds no text")
-    return items
-
-
-def _text_rows(handle, suffix: str, path: Path, column: str) -> Iterator[tuple[int, str]]:
-    if suffix == ".txt":
-        yield from enumerate(handle, start=1)
-    elif suffix == ".jsonl":
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path} line {number} is not JSON: {exc}") from exc
-            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                raise InputError(f"{path} line {number} has no string 'text' field")
-            yield number, record["text"]
-    else:
-        reader = csv.DictReader(handle)
-        if column not in (reader.fieldnames or []):
-            raise InputError(f"{path} has no '{column}' column; its columns are {reader.fieldnames}")
-        for number, record in enumerate(reader, start=2):
-            yield number, record[column] or ""
+__all__ = ["Sources", "SourceOptions", "TEXT_SUFFIXES", "collect_sources", "read_text_file", "scan_media"]
 
 
 def scan_media(folder: str | Path, modality: str) -> list[dict]:
@@ -94,40 +46,66 @@ def scan_media(folder: str | Path, modality: str) -> list[dict]:
 
 @dataclass
 class Sources:
-    """The items to extract per modality, and a one-line description of where each came from."""
+    """The items to extract per modality, a one-line description of where each came from, and
+    for Hub datasets their records, downloaded data files and unreadable rows."""
 
     items: dict[str, list[dict]] = field(default_factory=dict)
     described: dict[str, str] = field(default_factory=dict)
+    datasets: list[dict] = field(default_factory=list)
+    local_files: dict[str, str] = field(default_factory=dict)
+    skipped: list[dict] = field(default_factory=list)
 
     def add(self, modality: str, items: list[dict], described: str) -> None:
         if modality in self.items:
             raise InputError(f"{modality} is given twice ({self.described[modality]}, {described})")
         self.items[modality], self.described[modality] = items, described
 
+    def add_selections(self, modality: str, selections: Sequence[Selection]) -> None:
+        self.add(modality, [item for s in selections for item in s.items], ", ".join(s.described for s in selections))
+        for selection in selections:
+            self.datasets += [selection.record] if selection.record else []
+            self.local_files.update(selection.local_files)
+            self.skipped += selection.skipped
+
     @property
     def modalities(self) -> list[str]:
         return [m for m in MODALITIES if m in self.items]
 
 
+def read_source(source: str | Path, modality: str, options: SourceOptions = SourceOptions(), *,
+                progress: bool = True) -> Selection:
+    """The items of one source of `modality`: a Hub dataset, a text file or a media folder."""
+    options.check(modality)
+    if is_hub_uri(source):
+        return read_hub_source(str(source), modality, options, progress=progress)
+    found = read_text_file(source, options.column) if modality == "text" else scan_media(source, modality)
+    chosen = subsample(found, options)
+    described = str(source) + (f" ({options.describe(len(chosen), len(found))})" if len(chosen) < len(found) else "")
+    return Selection(chosen, described)
+
+
 def collect_sources(*, text: Sequence[str | Path] = (), texts: Sequence[str] | None = None,
                     images: str | Path | None = None, audio: str | Path | None = None,
-                    points: str | Path | None = None, text_column: str = "text") -> Sources:
-    """Gather items from text files (or ready `texts`, e.g. the default corpus) and folders."""
+                    points: str | Path | None = None, options: Mapping[str, SourceOptions] | None = None,
+                    progress: bool = True) -> Sources:
+    """Gather items from text files (or ready `texts`, e.g. the default corpus), folders and Hub
+    datasets; `options` (per modality) choose columns, row limits and subsampling."""
+    options = options or {}
     sources = Sources()
-    names = [Path(path).name for path in text]
-    if len(set(names)) < len(names):
-        raise InputError(f"text files need distinct names (their items are named file:line): {names}")
-    text_items = [item for path in text for item in read_text_file(path, text_column)]
+    local = [Path(path).name for path in text if not is_hub_uri(path)]
+    if len(set(local)) < len(local):
+        raise InputError(f"text files need distinct names (their items are named file:line): {local}")
+    selections = [read_source(path, "text", options.get("text", SourceOptions()), progress=progress)
+                  for path in text]
     if texts is not None:
-        text_items += [{"id": f"corpus:{i}", "text": t} for i, t in enumerate(texts)]
-    if text_items:
-        described = ", ".join(str(p) for p in text) or "the default corpus (cmcr.data.corpus)"
-        if text and texts is not None:
-            described += " + the default corpus"
-        sources.add("text", text_items, described)
-    for modality, folder in (("image", images), ("audio", audio), ("points", points)):
-        if folder is not None:
-            sources.add(modality, scan_media(folder, modality), str(folder))
+        selections.append(Selection([{"id": f"corpus:{i}", "text": t} for i, t in enumerate(texts)],
+                                    "the default corpus (cmcr.data.corpus)"))
+    if selections:
+        sources.add_selections("text", selections)
+    for modality, source in (("image", images), ("audio", audio), ("points", points)):
+        if source is not None:
+            sources.add_selections(modality, [read_source(source, modality, options.get(modality, SourceOptions()),
+                                                          progress=progress)])
     if not sources.items:
         raise InputError("nothing to extract: give --text, --images, --audio or --points")
     return sources

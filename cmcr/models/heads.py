@@ -1,7 +1,7 @@
 """Projector heads and the import of official C-MCR / Ex-MCR checkpoints.
 
 Module attribute names are part of the on-disk format: they reproduce the official key layouts
-so an official state dict loads into our modules with strict key checking, and so our
+(docs/architecture.md, "Spaces") so an official state dict loads into our modules with strict key checking, and so our
 own safetensors files stay readable by anyone who knows the official code.
 
 Every head is built from a JSON-serialisable spec (`build_head`), and reports that spec back
@@ -136,7 +136,7 @@ LAYOUT_CLAPCLIP = "CLAPCLIP_Head"
 LAYOUT_ULIPCLIP = "ULIPCLIP_Head"
 LAYOUT_EXMCR = "Ex_MCR_Head"
 
-# Which of our encoders each official sub-head takes.
+# Which of our encoders each official sub-head takes (the table in docs/architecture.md).
 _PAIR_ROLES = {
     LAYOUT_CLAPCLIP: {"Head_A": "clap", "Head_B": "clip"},
     LAYOUT_ULIPCLIP: {"Head_A": "clip", "Head_B": "ulip"},

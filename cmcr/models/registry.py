@@ -137,11 +137,13 @@ PRETRAINED: dict[str, PretrainedSpace] = {
             "the official Ex-MCR release (CLAP and ULIP mapped into CLIP)", EXMCR_PAPER, _EXMCR_CREDIT),
         PretrainedSpace(
             "official-c-mcr-clap-clip", "c-mcr",
-            (ReleaseFile(CMCR_REPO, CMCR_COMMIT, "checkpoints/clap_clip.pt", "61099f73eabf34a1f8da2ab11ffdd87db95b20b3"),),
+            (ReleaseFile(CMCR_REPO, CMCR_COMMIT, "checkpoints/clap_clip.pt",
+                         "61099f73eabf34a1f8da2ab11ffdd87db95b20b3"),),
             "the official C-MCR release, CLAP–CLIP (audio ↔ image and text)", CMCR_PAPER, _CMCR_CREDIT),
         PretrainedSpace(
             "official-c-mcr-ulip-clip", "c-mcr",
-            (ReleaseFile(CMCR_REPO, CMCR_COMMIT, "checkpoints/ulip_clip.pt", "350a714d9eef411985e353ba0306b885196f2610"),),
+            (ReleaseFile(CMCR_REPO, CMCR_COMMIT, "checkpoints/ulip_clip.pt",
+                         "350a714d9eef411985e353ba0306b885196f2610"),),
             "the official C-MCR release, ULIP–CLIP (3D ↔ image and text)", CMCR_PAPER, _CMCR_CREDIT),
     )
 }

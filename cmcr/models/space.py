@@ -223,7 +223,8 @@ class UnifiedSpace(nn.Module, PyTorchModelHubMixin, library_name="cmcr", pipelin
         else:
             replace_folder(directory, lambda staging: self._write_files(staging, card))
         if push_to_hub:
-            return self.push_to_hub(repo_id or directory.name, model_card_kwargs=model_card_kwargs, **push_to_hub_kwargs)
+            return self.push_to_hub(repo_id or directory.name, model_card_kwargs=model_card_kwargs,
+                                    **push_to_hub_kwargs)
         return directory
 
     def _write_files(self, folder: Path, card: ModelCard | None) -> None:

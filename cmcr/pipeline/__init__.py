@@ -3,7 +3,7 @@
     sources → features (cached, cmcr.data.extract) → both connections (cmcr.training) → held-out
     evaluation (`evaluate`) → space folder + model card (`publish`) → Hub (cmcr.hub)
 
-The run is described by one YAML/TOML file (configs/default.yaml, configs/tiny.yaml) plus
+The run is described by one YAML/TOML file (configs/small.yaml, configs/paper.yaml, configs/tiny.yaml) plus
 `--set section.key=value` overrides (`config`). Everything it writes goes under `output`:
 `features/` (the memory, reused while sources, weights and settings stay the same) and `space/`
 (the folder that is pushed: config.json, model.safetensors, README.md, curves, training.json).

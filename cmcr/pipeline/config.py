@@ -15,28 +15,47 @@ from typing import Any
 
 from cmcr import config as configfile
 from cmcr.data.connections import CONNECTIONS, get_connection
+from cmcr.data.hub_uri import is_hub_uri
 from cmcr.data.plan import ExtractOptions
+from cmcr.data.selection import SourceOptions
 from cmcr.errors import InputError
 from cmcr.models.space_format import METHODS
 from cmcr.training import config as training_config
 from cmcr.training.config import TrainConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
-PROFILE_CONFIGS = {"full": "default.yaml", "tiny": "tiny.yaml"}  # used when no --config is given
+PROFILE_CONFIGS = {"full": "small.yaml", "tiny": "tiny.yaml"}  # used when no --config is given
 SOURCE_PATHS = ("text", "images", "audio", "points")  # the sources keys that name files or folders
 
 
 @dataclass
 class SourcesConfig:
-    """Raw data. Paths in a config file are relative to that file; on the command line, to the
-    working directory. `corpus_size` sentences of cmcr.data.corpus are added to the text (0: none)."""
+    """Raw data: folders and text files, or Hub datasets (`hf://datasets/OWNER/NAME[@REVISION][/PATH]`)
+    in their place. Paths in a config file are relative to that file; on the command line, to the
+    working directory. `<modality>_column` picks a csv/parquet column or webdataset member extension
+    (null: the usual names), `<modality>_rows` caps each source's rows (null: all), drawn with
+    `seed` (null: the first rows). `corpus_size` sentences of cmcr.data.corpus are added to the
+    text (0: none)."""
 
     text: list[str] = field(default_factory=list)
-    text_column: str = "text"
+    text_column: str | None = None
+    text_rows: int | None = None
     corpus_size: int = 3000
     images: str | None = None
+    image_column: str | None = None
+    image_rows: int | None = None
     audio: str | None = None
+    audio_column: str | None = None
+    audio_rows: int | None = None
     points: str | None = None
+    points_column: str | None = None
+    points_rows: int | None = None
+    seed: int | None = 0
+
+    def options(self) -> dict[str, SourceOptions]:
+        """Column, row limit and seed of each modality's sources."""
+        return {modality: SourceOptions(getattr(self, f"{key}_column"), getattr(self, f"{key}_rows"), self.seed)
+                for modality, key in (("text", "text"), ("image", "image"), ("audio", "audio"), ("points", "points"))}
 
 
 @dataclass
@@ -73,6 +92,7 @@ class PipelineConfig:
     output: str = "runs/cmcr-space"
     method: str = "ex-mcr"
     connections: list[str] = field(default_factory=lambda: list(CONNECTIONS))
+    overlap_ablation: bool = False  # train a connection that lacks its p or q data on its overlap alone
     sources: SourcesConfig = field(default_factory=SourcesConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     train: TrainConfig = field(default_factory=TrainConfig,
@@ -99,7 +119,7 @@ def read_run_file(path: str | Path) -> dict:
 def _anchor(value: Any, folder: Path) -> Any:
     if isinstance(value, list):  # one level only: YAML aliases can nest lists 9**9 items deep
         return [_anchor(item, folder) if isinstance(item, str) else item for item in value]
-    if isinstance(value, str) and not Path(value).expanduser().is_absolute():
+    if isinstance(value, str) and not is_hub_uri(value) and not Path(value).expanduser().is_absolute():
         return str((folder / value).resolve())
     return value
 
@@ -144,6 +164,8 @@ def _check_ranges(config: PipelineConfig) -> None:
                          f"got {reprlib.repr(evaluation.holdout_fraction)}")
     if sources.corpus_size < 0:
         raise InputError(f"sources.corpus_size must be 0 or more, got {reprlib.repr(sources.corpus_size)}")
+    for modality, options in sources.options().items():
+        options.check(modality)
     if config.hub.repo_id is not None and config.method == "c-mcr" and len(config.connections) > 1:
         raise InputError("a Hub repo holds one space, and c-mcr trains one space per connection: "
                          "push one at a time, e.g. --set connections=[clap→clip]")

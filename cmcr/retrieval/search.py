@@ -9,18 +9,23 @@ including pairs that never met in training (audio ↔ 3D).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from cmcr.data.media.text import bound_text
 from cmcr.data import media
 from cmcr.errors import InputError
 from cmcr.models.encoders import build_encoder
 from cmcr.models.registry import ENCODERS, MODALITY_ENCODERS
 from cmcr.models.space import UnifiedSpace, tiny_space
 from cmcr.retrieval.gallery import Gallery, Hit, space_identity
+
+
+LABEL_SETS_KEPT = 32
 
 
 class SpaceEmbedder:
@@ -34,7 +39,8 @@ class SpaceEmbedder:
         self.space = space
         self.encoders = dict(encoders)
         self.space_id = space_identity(space, self.encoders)
-        self._label_matrices: dict[tuple[tuple[str, ...], tuple[str, ...]], np.ndarray] = {}
+        # bounded and thread-safe: visitors may send any number of distinct label sets
+        self._label_matrix = functools.lru_cache(maxsize=LABEL_SETS_KEPT)(self._compute_label_matrix)
 
     def encoder_for(self, modality: str) -> str:
         """The encoder this embedder uses for `modality`, or a message saying why there is none."""
@@ -58,7 +64,7 @@ class SpaceEmbedder:
         if modality == "text":
             if not isinstance(source, str) or not source.strip():
                 raise InputError("A text query must be a non-empty string.")
-            return source.strip()
+            return bound_text(source).text
         if modality == "image":
             if isinstance(source, Image.Image):
                 return source.convert("RGB")
@@ -88,14 +94,16 @@ class SpaceEmbedder:
 
     def label_matrix(self, labels: Sequence[str], templates: Sequence[str]) -> np.ndarray:
         """(len(labels), D): each label's prompts embedded as text, projected, averaged and
-        re-normalised (steadier than any single prompt). Kept per label set, because the app
-        classifies every request against the same few hundred prompts."""
-        key = (tuple(labels), tuple(templates))
-        if key not in self._label_matrices:
-            prompts = [template.format(label) for label in labels for template in templates]
-            rows = self.embed("text", prompts).reshape(len(labels), len(templates), -1).mean(axis=1)
-            self._label_matrices[key] = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
-        return self._label_matrices[key]
+        re-normalised (steadier than any single prompt). The most recent label sets are kept,
+        because the app classifies every request against the same few hundred prompts."""
+        return self._label_matrix(tuple(labels), tuple(templates))
+
+    def _compute_label_matrix(self, labels: tuple[str, ...], templates: tuple[str, ...]) -> np.ndarray:
+        prompts = [template.format(label) for label in labels for template in templates]
+        rows = self.embed("text", prompts).reshape(len(labels), len(templates), -1).mean(axis=1)
+        rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+        rows.setflags(write=False)  # shared by every later request with these labels
+        return rows
 
     def embed_inputs(self, modality: str, inputs: Sequence) -> np.ndarray:
         """Raw inputs → (N, D) unit rows in the space."""

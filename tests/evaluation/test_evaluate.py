@@ -125,7 +125,8 @@ def test_memory_sets_can_be_paired_by_an_explicit_pairs_file(tmp_path):
     memory.write("audio", "clap", audio)
     memory.write("text", "clap", audio[::-1].copy())  # row i of audio is row 5 - i of text
     (tmp_path / "pairs.txt").write_text("# query target\n0 5\n1 4\n2 0\n")
-    metrics = evaluate_memory(memory.root, ("audio", "clap"), ("text", "clap"), pairs=read_pairs(tmp_path / "pairs.txt"))
+    pairs = read_pairs(tmp_path / "pairs.txt")
+    metrics = evaluate_memory(memory.root, ("audio", "clap"), ("text", "clap"), pairs=pairs)
     assert metrics["R@1"] == pytest.approx(200 / 3)  # query 2's partner is listed wrongly on purpose
     (tmp_path / "bad.txt").write_text("0 1 2\n")
     with pytest.raises(InputError, match="query_row target_row"):

@@ -53,7 +53,8 @@ def test_push_to_hub_through_the_mixin_then_from_pretrained_with_the_clients_opt
         UnifiedSpace.from_pretrained("mixin/pushed-space", cache_dir=hub_cache, local_files_only=True)
     commit = fake_hub.commits("mixin/pushed-space")[0]["sha"]
     loaded = UnifiedSpace.from_pretrained("mixin/pushed-space", revision=commit, token=TOKEN, cache_dir=hub_cache)
-    np.testing.assert_array_equal(loaded.project("clip", "image", _rows(4, 12)), space.project("clip", "image", _rows(4, 12)))
+    np.testing.assert_array_equal(loaded.project("clip", "image", _rows(4, 12)),
+                                  space.project("clip", "image", _rows(4, 12)))
     monkeypatch.setattr(constants, "ENDPOINT", offline_hub)
     again = UnifiedSpace.from_pretrained("mixin/pushed-space", revision=commit, cache_dir=hub_cache,
                                          local_files_only=True)
@@ -61,8 +62,9 @@ def test_push_to_hub_through_the_mixin_then_from_pretrained_with_the_clients_opt
 
 
 def test_the_card_carries_held_out_results_as_model_index(space, tmp_path):
-    evaluation = {"clap→clip": {"text → text": {"R@1": 41.5, "R@5": 70.0, "R@10": 80.0, "mAP": 50.0, "MedR": 2.0},
-                                "chance (40 items)": {"R@1": 2.5, "R@5": 12.5, "R@10": 25.0, "mAP": 10.0, "MedR": 20.0}}}
+    evaluation = {"clap→clip": {
+        "text → text": {"R@1": 41.5, "R@5": 70.0, "R@10": 80.0, "mAP": 50.0, "MedR": 2.0},
+        "chance (40 items)": {"R@1": 2.5, "R@5": 12.5, "R@10": 25.0, "mAP": 10.0, "MedR": 20.0}}}
     folder = space.save_pretrained(tmp_path / "space", model_card_kwargs={"evaluation": evaluation, "repo_id": "me/s"})
     card = ModelCard.load(folder / "README.md")
     results = card.data.eval_results

@@ -11,6 +11,7 @@ from tests.fixtures.official import write_official_release
 from tests.scripts import load_script
 
 MATRICES = 12
+TINY = ["--profile", "tiny", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +22,7 @@ def checkpoints(tmp_path_factory):
 
 
 def test_tiny_profile_runs_every_official_matrix_from_local_checkpoints(checkpoints, capsys):
-    code = load_script("check_official").main(["--profile", "tiny", "--device", "cpu", "--checkpoints", str(checkpoints),
-                                               "--preprocessing"])
+    code = load_script("check_official").main([*TINY, "--checkpoints", str(checkpoints), "--preprocessing"])
     out = capsys.readouterr().out
     assert code == 1  # random toy encoders cannot reproduce the official numbers
     assert "numbers mean nothing" in out and out.count("max |ours - official|") == MATRICES
@@ -68,8 +68,7 @@ def test_weights_that_cannot_be_fetched_exit_3_with_the_fetch_command(offline_hu
 
 
 def test_missing_samples_exit_2(checkpoints, tmp_path, capsys):
-    code = load_script("check_official").main(["--profile", "tiny", "--device", "cpu", "--checkpoints", str(checkpoints),
-                                               "--samples", str(tmp_path)])
+    code = load_script("check_official").main([*TINY, "--checkpoints", str(checkpoints), "--samples", str(tmp_path)])
     assert code == 2 and "lacks the official samples" in capsys.readouterr().err
 
 

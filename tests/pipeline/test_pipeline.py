@@ -159,22 +159,6 @@ def test_a_failed_push_keeps_the_output_and_prints_a_retry_command_that_works(
                                   space.project(encoder="ulip", modality="points", features=rows))
 
 
-@pytest.mark.parametrize("method, name, encoders", [("ex-mcr", "unified", ["clip", "clap"]),
-                                                    ("c-mcr", "clap-clip", ["clap", "clip"])])
-def test_text_only_trains_what_text_can_and_says_what_it_cannot(sources, tmp_path, method, name, encoders):
-    argv = ["--profile", "tiny", "--output", str(tmp_path / "out"), "--text", str(sources["text"]),
-            "--method", method, *[arg for item in QUICK for arg in ("--set", item)],
-            "--set", "sources.images=null", "--set", "sources.audio=null", "--set", "sources.points=null"]
-    result, log = _run(argv)
-    assert "ulip→clip was NOT trained" in log and "add a source of image files" in log
-    assert "no audio data" in log and "no image data" in log
-    assert list(result.spaces) == [name] and result.spaces[name] == tmp_path / "out" / "space"
-    space = UnifiedSpace.from_pretrained(result.spaces[name])
-    assert space.method == method and sorted(space.encoders) == sorted(encoders)
-    card = (result.spaces[name] / "README.md").read_text()
-    assert "## Read this first" in card and "ulip→clip was NOT trained" in card
-
-
 @pytest.mark.parametrize("content, flags, message", [
     ("profile: [tiny\n", [], "cannot read config file"),
     ("profile: tiny\nepochs: 3\n", [], "unknown config key(s) ['epochs']"),
@@ -195,13 +179,21 @@ def test_a_malformed_config_ends_with_a_message_and_a_non_zero_exit(tmp_path, ca
     assert not (tmp_path / "out" / "space").exists()
 
 
-def test_the_shipped_configs_parse_and_default_yaml_matches_the_code_defaults():
-    from cmcr.pipeline.config import CONFIG_DIR, PipelineConfig, load_pipeline_config
+def test_the_shipped_configs_parse_and_the_small_recipe_is_the_default():
+    from cmcr.data.hub_uri import parse_hub_uri
+    from cmcr.pipeline.config import CONFIG_DIR, PROFILE_CONFIGS, load_pipeline_config
     from cmcr.training.config import TrainConfig
 
-    default = load_pipeline_config(CONFIG_DIR / "default.yaml")
-    assert default.to_dict() == PipelineConfig(train=TrainConfig()).to_dict()
-    text = (CONFIG_DIR / "default.yaml").read_text()
+    assert PROFILE_CONFIGS["full"] == "small.yaml"
+    small = load_pipeline_config(CONFIG_DIR / "small.yaml")
+    assert (small.sources.text_rows, small.sources.image_rows, small.sources.audio_rows,
+            small.sources.points_rows) == (100_000, 50_000, 50_000, 20_000)
+    assert small.sources.corpus_size == 0 and not small.overlap_ablation and small.train == TrainConfig()
+    paper = load_pipeline_config(CONFIG_DIR / "paper.yaml")
+    for config in (small, paper):
+        for source in (*config.sources.text, config.sources.images, config.sources.audio, config.sources.points):
+            parse_hub_uri(source)  # every source is a Hub dataset, written as one
+    text = (CONFIG_DIR / "small.yaml").read_text()
     listed = text.split("--set train.epochs=40:\n")[1].split("\ntrain:")[0].replace("#", "")
     assert [name.strip() for name in listed.split(",")] == list(TrainConfig().to_dict())
     tiny = load_pipeline_config(CONFIG_DIR / "tiny.yaml")
@@ -248,7 +240,8 @@ def test_the_app_serves_a_tiny_space_pulled_from_the_hub(first_run, fake_hub, hu
     loaded = load_models(StudioSettings(space="user/cmcr-app-loop", profile="tiny", device="cpu"))
     assert loaded.profile == "tiny" and list(loaded.spaces) == ["user/cmcr-app-loop"]
     rows = np.random.default_rng(1).standard_normal((3, 512)).astype(np.float32)
-    np.testing.assert_array_equal(loaded.spaces["user/cmcr-app-loop"].project(encoder="clap", modality="audio", features=rows),
+    served = loaded.spaces["user/cmcr-app-loop"]
+    np.testing.assert_array_equal(served.project(encoder="clap", modality="audio", features=rows),
                                   UnifiedSpace.from_pretrained(folder).project(encoder="clap", modality="audio",
                                                                                features=rows))
 

@@ -95,8 +95,8 @@ def real() -> dict[str, bytes]:
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Sandbox]:
-    box = Sandbox(warm=("tests.reliability.bombs:warm_up", "cmcr.data.features", "cmcr.training.trainer", "cmcr.pipeline",
-                        "cmcr.models.space", "safetensors.torch"))
+    box = Sandbox(warm=("tests.reliability.bombs:warm_up", "cmcr.data.features", "cmcr.training.trainer",
+                        "cmcr.pipeline", "cmcr.models.space", "safetensors.torch"))
     yield box
     box.close()
 

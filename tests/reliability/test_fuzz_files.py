@@ -92,7 +92,8 @@ def _train_fields() -> list[str]:
 
 
 SECTION_KEYS = {
-    "sources": ["text", "text_column", "corpus_size", "images", "audio", "points"],
+    "sources": ["text", "text_column", "text_rows", "corpus_size", "images", "image_column", "image_rows", "audio",
+                "audio_rows", "points", "points_column", "points_rows", "seed"],
     "extract": ["shard_size", "batch_size", "num_workers", "device", "dtype", "num_points"],
     "evaluation": ["holdout_fraction", "max_rows", "seed"],
     "hub": ["repo_id", "private", "revision"],
@@ -104,8 +105,8 @@ YAML_KEYS = st.one_of(st.text(max_size=6), st.integers(-3, 3), st.none(), st.boo
 def pipeline_configs(draw) -> dict:
     sections = {name: draw(st.dictionaries(st.one_of(st.sampled_from(keys), YAML_KEYS), JSON_VALUES, max_size=4))
                 for name, keys in SECTION_KEYS.items() if draw(st.booleans())}
-    top = draw(st.dictionaries(st.one_of(st.sampled_from(["profile", "output", "method", "connections"]), YAML_KEYS),
-                               JSON_VALUES, max_size=3))
+    top_keys = st.sampled_from(["profile", "output", "method", "connections", "overlap_ablation"])
+    top = draw(st.dictionaries(st.one_of(top_keys, YAML_KEYS), JSON_VALUES, max_size=3))
     train = draw(st.dictionaries(st.one_of(st.sampled_from(_train_fields()), YAML_KEYS), JSON_VALUES, max_size=4))
     return {**top, **sections, **({"train": train} if draw(st.booleans()) else {})}
 

@@ -69,3 +69,44 @@ def _renamed(embedder: SpaceEmbedder, space_id: str) -> SpaceEmbedder:
     renamed = SpaceEmbedder(embedder.space, embedder.encoders)
     renamed.space_id = space_id
     return renamed
+
+
+def test_a_second_writer_is_refused_while_the_first_holds_the_gallery(tmp_path):
+    """The first writer is this test process holding the real OS lock; the second is a real
+    `python scripts/build_gallery.py --add` in another process."""
+    import os
+    import subprocess
+    import sys
+
+    from cmcr.retrieval.gallery import gallery_writer
+    from tests.paths import REPO
+
+    out = tmp_path / "gallery"
+    common = ["--out", str(out), "--profile", "tiny", "--device", "cpu"]
+    assert load_script("build_gallery").main([str(ASSETS / "images"), *common]) == 0
+    before = Gallery.open(out).items
+    with gallery_writer(out):
+        second = subprocess.run([sys.executable, "scripts/build_gallery.py", "--add", str(ASSETS / "sounds"), *common],
+                                cwd=REPO, capture_output=True, text=True, timeout=300,
+                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert second.returncode == 2, second.stderr
+    assert f"being changed by process {os.getpid()}" in second.stderr and "Traceback" not in second.stderr
+    assert Gallery.open(out).items == before
+    assert load_script("build_gallery").main(["--add", str(ASSETS / "sounds"), *common]) == 0  # lock released
+    assert len(Gallery.open(out)) == len(before) + len(list((ASSETS / "sounds").glob("*.wav")))
+
+
+def test_a_save_never_drops_what_another_writer_saved_since(tmp_path):
+    import numpy as np
+
+    from cmcr.retrieval.gallery import NewItem, sha256_bytes
+
+    Gallery.create(tmp_path / "g", "space-x", 4).save()
+    first, second = Gallery.open(tmp_path / "g"), Gallery.open(tmp_path / "g")
+    rows = np.eye(4, dtype=np.float32)[:1]
+    first.add([NewItem("image", "a.png", "a", sha256_bytes(b"a"))], rows)
+    first.save()
+    second.add([NewItem("image", "b.png", "b", sha256_bytes(b"b"))], rows)
+    with pytest.raises(Exception, match="saved by another writer"):
+        second.save()
+    assert [item.source for item in Gallery.open(tmp_path / "g").items] == ["a.png"]

@@ -53,5 +53,6 @@ def test_pushing_again_replaces_the_remote_version_and_a_pull_fetches_only_the_l
     pulled = pull_gallery("galleries/versions", tmp_path / "pulled", cache_dir=hub_cache)
     assert pulled.items == saved.items
     assert not list(pulled.root.rglob("*.faiss"))
-    fetched = {path.relative_to(hub_cache).parts[-2] for path in hub_cache.rglob("*") if path.parent.name.startswith("v-")}
+    fetched = {path.relative_to(hub_cache).parts[-2] for path in hub_cache.rglob("*")
+               if path.parent.name.startswith("v-")}
     assert fetched == {live}

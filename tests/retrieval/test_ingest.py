@@ -47,3 +47,21 @@ def test_reduced_jpeg_decoding_keeps_embeddings_close(tiny_embedder, tmp_path):
     cosines = np.sum(full.embeddings() * reduced.embeddings(), axis=1)
     assert cosines.min() > 0.9999
     assert not np.array_equal(full.embeddings(), reduced.embeddings())  # the reduced decode did run
+
+
+def test_a_gltf_whose_nodes_form_a_cycle_is_listed_and_the_batch_goes_on(tiny_embedder, tmp_path):
+    import json
+
+    from tests.fixtures.media import make_mesh_file
+
+    folder = tmp_path / "shapes"
+    folder.mkdir()
+    good = make_mesh_file(folder, fmt="glb")
+    document = json.loads(make_mesh_file(tmp_path, fmt="gltf").read_text())
+    document["nodes"][0]["children"] = [1]
+    document["nodes"].append({"children": [0]})
+    (folder / "cyclic.gltf").write_text(json.dumps(document))
+    gallery = Gallery.create(tmp_path / "g", tiny_embedder.space_id, tiny_embedder.space.dim, device="cpu")
+    report = ingest(gallery, scan_folder(folder), tiny_embedder)
+    assert report.added == 1 and [item.source for item in gallery.items] == [str(good)]
+    assert len(report.failed) == 1 and "cycle" in report.failed[0][1]

@@ -10,5 +10,6 @@ def test_previews_are_light_and_decode(saved):
     thumbnail = load_image(by_modality["image"])
     assert max(thumbnail.size) == 256 and thumbnail.size == (256, 128)
     assert len(load_audio(by_modality["audio"])) == 10 * 48000
-    assert by_modality["points"].suffix == ".glb" and load_points(by_modality["points"], num_points=256).shape == (256, 3)
+    assert by_modality["points"].suffix == ".glb"
+    assert load_points(by_modality["points"], num_points=256).shape == (256, 3)
     assert by_modality["text"] is None

@@ -59,3 +59,14 @@ def test_probabilities_are_sharpened_by_the_space_own_logit_scale(tiny_embedder)
     sharp = ZeroShotClassifier(sharper, labels, templates)
     np.testing.assert_allclose(sharp.probabilities(rows), _softmax(40.0 * rows @ sharp.matrix.T), rtol=1e-5)
     assert (sharp.probabilities(rows).max(axis=1) > default.probabilities(rows).max(axis=1)).all()
+
+
+def test_label_sets_are_kept_for_the_most_recent_only(tiny_embedder):
+    from cmcr.retrieval.search import LABEL_SETS_KEPT
+
+    for index in range(LABEL_SETS_KEPT + 8):
+        ZeroShotClassifier(tiny_embedder, [f"thing {index}", f"other {index}"])
+    kept = tiny_embedder._label_matrix.cache_info()
+    assert kept.currsize == LABEL_SETS_KEPT and kept.maxsize == LABEL_SETS_KEPT
+    matrix = tiny_embedder.label_matrix(("thing 0", "other 0"), ("{}",))  # evicted, computed again
+    assert matrix.shape[0] == 2 and not matrix.flags.writeable

@@ -64,7 +64,8 @@ def test_the_tiny_profile_banner_is_shown(page):
 def test_audio_upload_shows_a_ranked_image_gallery(page, uploads, artifacts):
     open_tab(page, "audio-image")
     upload(page, "audio_to_image-input", uploads["audio"])
-    page.locator("#audio_to_image-input audio, #audio_to_image-input .waveform-container").first.wait_for(state="attached")
+    player = page.locator("#audio_to_image-input audio, #audio_to_image-input .waveform-container")
+    player.first.wait_for(state="attached")
     page.locator("#audio_to_image-go").click()
     thumbnails = page.locator("#audio_to_image-results img")
     thumbnails.first.wait_for()
@@ -141,3 +142,20 @@ def test_clicking_an_example_runs_the_search(page, studio):
     page.get_by_text(example, exact=True).filter(visible=True).first.click()
     page.locator("#classify_3d-preview canvas").wait_for()
     page.locator("#classify_3d-labels").get_by_text("%").filter(visible=True).first.wait_for()
+
+
+def test_an_example_is_computed_once_then_read_from_the_cache(page, studio, monkeypatch):
+    from studio import gpu
+
+    calls = []
+    embed = gpu.embed_on_gpu
+    monkeypatch.setattr(gpu, "embed_on_gpu", lambda *args: calls.append(args[1]) or embed(*args))
+    example = studio.examples("text")[-1]
+    counts = []
+    for _ in range(2):
+        page.reload()
+        open_tab(page, "text-3d")
+        page.get_by_text(example, exact=True).filter(visible=True).first.click()
+        page.locator("#text_to_3d-results img").first.wait_for()
+        counts.append(len(calls))
+    assert calls == ["text"] and counts == [1, 1]  # computed on the first click, read back on the second

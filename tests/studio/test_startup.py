@@ -10,12 +10,10 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import httpx
 import pytest
 import torch
 
@@ -28,9 +26,9 @@ from studio.service import Studio
 from studio.settings import StudioSettings
 from tests.paths import REPO
 from tests.ports import free_loopback_port
+from tests.studio.processes import start_app, stop, wait_served
 
 pytestmark = pytest.mark.slow
-START_TIMEOUT_S = 240
 
 
 class _NotFound(BaseHTTPRequestHandler):
@@ -68,42 +66,16 @@ def _app_env(endpoint: str, **extra: str) -> dict[str, str]:
 
 def _start_app(env: dict[str, str], *args: str) -> tuple[subprocess.Popen, str]:
     port = free_loopback_port()
-    process = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), *args],
-                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return process, f"http://127.0.0.1:{port}/"
-
-
-def _wait_served(process: subprocess.Popen, url: str) -> httpx.Response:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the app exited with {process.returncode}:\n{process.stdout.read()}")
-        try:
-            answer = httpx.get(url + "config", timeout=5)
-            if answer.status_code == 200:
-                return answer
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    pytest.fail(f"the app did not answer within {START_TIMEOUT_S} s:\n{process.stdout.read()}")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    return start_app(env, "--host", "127.0.0.1", "--port", str(port), *args), f"http://127.0.0.1:{port}/"
 
 
 def test_a_hub_that_answers_404_to_everything_still_gets_a_serving_app(not_found_server):
     process, url = _start_app(_app_env(not_found_server))
     try:
-        config = _wait_served(process, url).text
+        config = wait_served(process, url).text
         assert "Offline demo mode" in config and "official-ex-mcr" in config and "carry no meaning" in config
     finally:
-        _stop(process)
+        stop(process)
 
 
 def test_a_named_space_that_does_not_exist_ends_in_one_line_and_exit_2(not_found_server):
@@ -118,11 +90,11 @@ def test_a_named_space_that_does_not_exist_ends_in_one_line_and_exit_2(not_found
 def test_on_a_space_missing_weights_show_an_error_page_not_random_results(offline_hub):
     process, url = _start_app(_app_env(offline_hub, SPACE_ID="someone/cmcr-studio"))
     try:
-        config = _wait_served(process, url).text
+        config = wait_served(process, url).text
         assert "not available right now" in config and "never serves" in config
         assert "Offline demo mode" not in config and "Top matches" not in config
     finally:
-        _stop(process)
+        stop(process)
 
 
 # ---- the same decisions in process ------------------------------------------------------------
@@ -156,10 +128,10 @@ def _tiny_cmcr_folder(root: Path) -> Path:
     """What C-MCR training writes: one space folder per connection, for the tiny encoders."""
     torch.manual_seed(0)
     tiny = {"profile": "tiny"}
-    UnifiedSpace.build("c-mcr", {"clap": CMCRProjector(512, 64, 512).eval(), "clip": CMCRProjector(512, 64, 512).eval()},
-                       encoders={"clap": tiny, "clip": tiny}).save_pretrained(root / "clap-clip")
-    UnifiedSpace.build("c-mcr", {"clip": OneLayerProjector(512, 512).eval(), "ulip": OneLayerProjector(512, 512).eval()},
-                       encoders={"clip": tiny, "ulip": tiny}).save_pretrained(root / "ulip-clip")
+    clap_clip = {"clap": CMCRProjector(512, 64, 512).eval(), "clip": CMCRProjector(512, 64, 512).eval()}
+    ulip_clip = {"clip": OneLayerProjector(512, 512).eval(), "ulip": OneLayerProjector(512, 512).eval()}
+    UnifiedSpace.build("c-mcr", clap_clip, encoders={"clap": tiny, "clip": tiny}).save_pretrained(root / "clap-clip")
+    UnifiedSpace.build("c-mcr", ulip_clip, encoders={"clip": tiny, "ulip": tiny}).save_pretrained(root / "ulip-clip")
     return root
 
 

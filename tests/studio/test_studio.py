@@ -186,6 +186,24 @@ def test_cli_flags_override_the_environment(monkeypatch):
         ui.parse_args(["--max-queue", "0"])
 
 
+def test_the_address_comes_from_gradios_variables_and_flags_win(monkeypatch):
+    from studio import ui
+
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
+    monkeypatch.delenv("GRADIO_SERVER_PORT", raising=False)
+    assert (ui.parse_args([]).host, ui.parse_args([]).port) == ("0.0.0.0", 7860)
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "127.0.0.1")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "7999")
+    assert (ui.parse_args([]).host, ui.parse_args([]).port) == ("127.0.0.1", 7999)
+    args = ui.parse_args(["--host", "::1", "--port", "8001"])
+    assert (args.host, args.port) == ("::1", 8001)
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "http")
+    assert ui.parse_args(["--port", "8002"]).port == 8002  # the flag wins over an unusable variable
+    for argv in ([], ["--port", "70000"]):
+        with pytest.raises(SystemExit):
+            ui.parse_args(argv)
+
+
 def test_offline_full_profile_falls_back_to_tiny_and_says_why(offline_hub, monkeypatch, tmp_path):
     from huggingface_hub import constants
 
@@ -196,7 +214,8 @@ def test_offline_full_profile_falls_back_to_tiny_and_says_why(offline_hub, monke
     steps = []
     settings = StudioSettings("someone/cmcr-space", None, "full", "cpu")
     studio = Studio.load(settings, lambda fraction, message: steps.append(message), assets=tmp_path)
-    assert studio.profile == "tiny" and [space.encoders for space in studio.models.spaces.values()] == [["clip", "clap", "ulip"]]
+    assert studio.profile == "tiny"
+    assert [space.encoders for space in studio.models.spaces.values()] == [["clip", "clap", "ulip"]]
     assert "someone/cmcr-space" in studio.notice and "could not be loaded" in studio.notice
     assert "carry no meaning" in studio.notice
     assert any("tiny CLAP" in step for step in steps)

@@ -122,3 +122,40 @@ def test_malformed_input_ends_with_a_message_not_a_traceback(tmp_path, damage, m
     assert message in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_training(tmp_path):
+    features = _feature_folder(tmp_path / "features", with_ulip=False)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    done = _run("--features", str(features), "--output", str(blocker / "space"), *QUICK)
+    assert done.returncode == 2 and "Cannot write to" in done.stderr and "Nothing was computed yet" in done.stderr
+    assert "Traceback" not in done.stderr and "validation R@1" not in done.stdout
+
+
+def test_a_killed_features_run_resumes_from_its_state_with_the_same_command(tmp_path):
+    import signal
+    import time
+
+    features = _feature_folder(tmp_path / "features", with_ulip=False)
+    long = ["--set", "epochs=400", "--set", "patience=400", "--set", "hidden=32", "--set", "batch_size=128",
+            "--set", "device=cpu"]
+    out = tmp_path / "space"
+    command = [sys.executable, str(SCRIPT), "--features", str(features), "--output", str(out), *long]
+    state = tmp_path / ".space.train-state" / "clap→clip" / "state.pt"
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not state.is_file() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be killed: give it more epochs"
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    saved_epoch = torch.load(state, weights_only=True)["run"]["epoch"]
+    assert 0 < saved_epoch < 400 and not out.exists()
+
+    resumed = _run("--features", str(features), "--output", str(out), *long)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming clap→clip from" in resumed.stdout
+    history = json.loads((out / "training.json").read_text())["clap→clip"]["history"]
+    assert len(history["loss"]) == 400 and not state.parent.parent.exists()  # state removed once written

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
+import soundfile
+from scipy.signal import resample_poly
 
 from cmcr.errors import InputError
 from cmcr.data.media.source import Source, SourceBytes, decoder_reason, read_source
@@ -116,8 +118,6 @@ def _check_header(
 def _decode(source: SourceBytes, max_seconds: float) -> tuple[np.ndarray, int, float, bool]:
     """(frames, channels) float32 of at most `max_seconds`, the file's rate, its stated duration
     and whether frames were left undecoded."""
-    import soundfile
-
     try:
         with soundfile.SoundFile(io.BytesIO(source.data)) as sound:
             rate, channels, frames = sound.samplerate, sound.channels, sound.frames
@@ -142,8 +142,6 @@ def _resample(mono: np.ndarray, rate: int, target: int) -> np.ndarray:
     far below hearing; common rates stay exact)."""
     if rate == target:
         return mono
-    from scipy.signal import resample_poly
-
     denominator_limit = max(1, min(MAX_RESAMPLE_FACTOR, MAX_RESAMPLE_FACTOR * rate // target))
     ratio = Fraction(target, rate).limit_denominator(denominator_limit)
     return resample_poly(mono, ratio.numerator, ratio.denominator).astype(np.float32)

@@ -31,6 +31,7 @@ import re
 import zipfile
 
 import numpy as np
+import trimesh
 
 from cmcr.errors import InputError
 from cmcr.data.media.safe_npy import NPY_MAGIC, read_npy
@@ -147,6 +148,34 @@ def _check_header_counts(source: SourceBytes, fmt: str) -> None:
                 f"{source.label} has {len(nodes):,} scene nodes; at most {MAX_SCENE_NODES:,} are accepted. "
                 "Please merge or simplify the scene."
             )
+        if isinstance(nodes, list) and _has_node_cycle(nodes):
+            raise InputError(f"{source.label} is not a valid glTF scene: its nodes are their own ancestors "
+                             "(the node hierarchy forms a cycle). Re-export it from your 3D tool.")
+
+
+def _has_node_cycle(nodes: list) -> bool:
+    """Whether glTF `children` links loop back (iterative, linear in nodes and links)."""
+    children = [[c for c in (node.get("children") or []) if isinstance(c, int) and 0 <= c < len(nodes)]
+                if isinstance(node, dict) and isinstance(node.get("children") or [], list) else []
+                for node in nodes]
+    state = [0] * len(nodes)  # 0 unseen, 1 on the current path, 2 done
+    for root in range(len(nodes)):
+        if state[root]:
+            continue
+        stack = [(root, iter(children[root]))]
+        state[root] = 1
+        while stack:
+            node, pending = stack[-1]
+            child = next(pending, None)
+            if child is None:
+                state[node] = 2
+                stack.pop()
+            elif state[child] == 1:
+                return True
+            elif state[child] == 0:
+                state[child] = 1
+                stack.append((child, iter(children[child])))
+    return False
 
 
 def _gltf_document(data: bytes, fmt: str) -> dict:
@@ -163,18 +192,17 @@ def _gltf_document(data: bytes, fmt: str) -> dict:
 
 
 def _load_scene(source: SourceBytes, fmt: str):
-    import trimesh
-
     _check_header_counts(source, fmt)
     try:  # no resolver: a file cannot make us read other files; no materials: no texture decoding
         scene = trimesh.load_scene(
             io.BytesIO(source.data), file_type=fmt, process=False, skip_materials=True
         )
+        # walking the scene graph is parsing too: nodes that form a cycle fail here, not above
+        instances = [scene.geometry[scene.graph[node][1]] for node in scene.graph.nodes_geometry]
     except InputError:
         raise
     except Exception as error:  # trimesh's parsers raise many types for damaged files
         raise _damaged(source, fmt, error) from None
-    instances = [scene.geometry[scene.graph[node][1]] for node in scene.graph.nodes_geometry]
     _check_counts(
         source,
         sum(len(getattr(geometry, "vertices", ())) for geometry in instances),
@@ -194,8 +222,6 @@ def _damaged(source: SourceBytes, fmt: str, error: Exception) -> InputError:
 
 def _scene_geometry(source: SourceBytes, fmt: str) -> tuple[list, list]:
     """(triangles per mesh, vertex arrays of clouds) in world coordinates."""
-    import trimesh
-
     scene = _load_scene(source, fmt)
     try:
         parts = scene.dump()

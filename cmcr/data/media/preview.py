@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import trimesh
 
 from cmcr.data.media.points import load_points, normalise_points
 from cmcr.data.media.source import Source
@@ -36,8 +37,6 @@ def _height_colours(points: np.ndarray) -> np.ndarray:
 
 def preview_mesh(points: np.ndarray, *, radius: float = 0.015):
     """A trimesh.Trimesh with one small coloured octahedron per point."""
-    import trimesh
-
     corners = len(_OCTAHEDRON_CORNERS)
     vertices = (points[:, None, :] + radius * _OCTAHEDRON_CORNERS[None]).reshape(-1, 3)
     offsets = (np.arange(len(points)) * corners)[:, None, None]

@@ -45,6 +45,8 @@ import torch
 import torch.nn.functional as F
 
 from cmcr.errors import CheckpointError, InputError
+from cmcr.data.media.text import bound_text
+from cmcr.hub import download_file
 from cmcr.models.registry import ENCODERS
 
 ENCODER_MODULES: dict[str, str] = {name: info.module for name, info in ENCODERS.items()}
@@ -83,6 +85,12 @@ class EncoderConfig:
     dtype: str = "auto"
     cache_dir: str | None = None
     endpoint: str | None = None
+
+
+def _text_item(item: Any) -> str:
+    if not isinstance(item, str):
+        raise InputError(f"Text items must be strings, not {type(item).__name__}.")
+    return item
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -138,6 +146,8 @@ class BaseEncoder(ABC):
     def embed(self, modality: str, batch: Sequence, batch_size: int | None = None) -> np.ndarray:
         """Embed `batch` in slices of `batch_size`; float32 (len(batch), dim) unit rows."""
         self._check_request(modality, batch)
+        if modality == "text":  # bounded before any tokenizer: linear time whatever a caller sends
+            batch = [bound_text(_text_item(item)).text for item in batch]
         size = self.config.batch_size if batch_size is None else batch_size
         if not isinstance(size, int) or size < 1:
             raise InputError(f"batch_size must be a positive integer, got {size!r}.")
@@ -234,8 +244,6 @@ def download(
 ) -> Path:
     """Fetch one checkpoint file through cmcr.hub (cache fallback, clear offline errors), honouring
     the encoder's `cache_dir` / `endpoint` overrides."""
-    from cmcr.hub import download_file
-
     return download_file(
         repo_id,
         filename,

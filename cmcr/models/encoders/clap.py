@@ -45,6 +45,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.functional as TF
+from tokenizers import ByteLevelBPETokenizer
+from transformers import RobertaConfig, RobertaModel, RobertaTokenizer
 
 from cmcr.models.encoders.base import BaseEncoder, download, load_torch_file
 from cmcr.models.encoders.profiles import CLAP_PROFILES, ClapConfig
@@ -113,8 +116,6 @@ def _quiet_laion_warnings() -> Iterator[None]:
 
 def roberta_config(config: ClapConfig) -> Any:
     """roberta-base's architecture (hidden size 768 is what CLAP's text projection expects)."""
-    from transformers import RobertaConfig
-
     return RobertaConfig(
         vocab_size=config.text_vocab_size,
         hidden_size=768,
@@ -137,8 +138,6 @@ class _RobertaFromConfig:
         self.config = config
 
     def from_pretrained(self, _name: str) -> torch.nn.Module:
-        from transformers import RobertaModel
-
         return RobertaModel(roberta_config(self.config))
 
 
@@ -230,8 +229,6 @@ def load_clap_weights(model: torch.nn.Module, path: Path) -> None:
 
 def build_tokenizer(config: ClapConfig) -> Any:
     """The RoBERTa tokenizer CLAP was trained with (or a generated one), size-checked."""
-    from transformers import RobertaTokenizer
-
     if config.tokenizer_repo is None:
         vocab, merges = generated_bpe_vocabulary(config.text_vocab_size)
         tokenizer, source = RobertaTokenizer(vocab=vocab, merges=merges), "the generated vocabulary"
@@ -262,8 +259,6 @@ def check_tokenizer(tokenizer: Any, source: str, model_vocab_size: int) -> None:
 @functools.lru_cache(maxsize=4)
 def generated_bpe_vocabulary(vocab_size: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """A byte-level BPE (RoBERTa's special tokens and ids) trained on seeded pseudo-words."""
-    from tokenizers import ByteLevelBPETokenizer
-
     rng = random.Random(0)
     syllables = [c + v for c in "bcdfghjklmnprstvwz" for v in "aeiou"]
     words = ["".join(rng.choice(syllables) for _ in range(rng.randint(1, 4))) for _ in range(4000)]
@@ -320,8 +315,6 @@ def repeat_pad(waveform: torch.Tensor) -> torch.Tensor:
 
 def fusion_input(mel: torch.Tensor) -> tuple[torch.Tensor, bool]:
     """(4, CHUNK_FRAMES, mel_bins) fusion stack for one long clip's mel, and its `longer` flag."""
-    import torchvision.transforms.functional as TF
-
     total_frames = mel.shape[0]
     if total_frames == CHUNK_FRAMES:
         return mel.expand(4, -1, -1), False

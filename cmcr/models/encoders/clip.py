@@ -18,8 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+import open_clip
 import torch
+from open_clip.constants import HF_WEIGHTS_NAME
+from torchvision.transforms import Compose, Normalize, ToTensor
 
+from cmcr.data.media.text import BoundedCache
 from cmcr.models.encoders.base import BaseEncoder, download
 from cmcr.models.encoders.pixels import PixelPreparer
 from cmcr.models.encoders.profiles import CLIP_PROFILES, ClipConfig
@@ -28,8 +32,6 @@ from cmcr.errors import CheckpointError, FileNotOnHubError, HubUnavailableError,
 
 def clip_model_cfg(config: ClipConfig) -> dict[str, Any]:
     """The open_clip architecture dict, with QuickGELU when the pretrained tag was trained so."""
-    import open_clip
-
     if config.model_cfg is not None:
         return copy.deepcopy(config.model_cfg)
     model_cfg = open_clip.get_model_config(config.model_name)
@@ -50,9 +52,6 @@ def pretrained_hub_file(model_name: str, tag: str) -> tuple[str, str]:
 
 def _registry_hub_file(model_name: str, tag: str) -> tuple[str, str]:
     """(repo_id, filename) as open_clip's pretrained registry lists them (often the pickled .bin)."""
-    import open_clip
-    from open_clip.constants import HF_WEIGHTS_NAME
-
     hf_hub = open_clip.get_pretrained_cfg(model_name, tag).get("hf_hub")
     if not hf_hub:
         raise InputError(f"open_clip lists no Hugging Face Hub weights for {model_name!r} / {tag!r}.")
@@ -91,8 +90,6 @@ def checkpoint_path(config: ClipConfig) -> Path | None:
 
 def build_clip_model(config: ClipConfig) -> torch.nn.Module:
     """An open_clip CLIP with the configured weights (or seeded random ones), in eval mode."""
-    import open_clip
-
     model_cfg = clip_model_cfg(config)
     if "hf_model_name" in model_cfg.get("text_cfg", {}):
         raise InputError(
@@ -114,9 +111,6 @@ def clip_pixel_preparer(config: ClipConfig) -> PixelPreparer:
     """open_clip's eval transform for this config, split before its `ToTensor`: the PIL steps
     (resize, crop, RGB) run as open_clip writes them, and its `Normalize` statistics move to the
     batched on-device step, so the pixels stay exactly open_clip's."""
-    import open_clip
-    from torchvision.transforms import Compose, Normalize, ToTensor
-
     size = open_clip.utils.to_2tuple(clip_model_cfg(config)["vision_cfg"]["image_size"])  # as CLIP's
     transform = open_clip.image_transform(size, is_train=False, **_preprocess_cfg(config))
     *pil_steps, to_tensor, normalize = transform.transforms
@@ -127,13 +121,14 @@ def clip_pixel_preparer(config: ClipConfig) -> PixelPreparer:
 
 def _preprocess_cfg(config: ClipConfig) -> dict[str, Any]:
     """The preprocessing a pretrained tag was trained with (mean/std, interpolation, resize mode)."""
-    import open_clip
-
     pretrained_cfg = {}
     if config.pretrained:
         pretrained_cfg = open_clip.get_pretrained_cfg(config.model_name, config.pretrained)
     keys = ("mean", "std", "interpolation", "resize_mode")
     return {key: pretrained_cfg[key] for key in keys if key in pretrained_cfg}
+
+
+WORD_CACHE_SIZE = 20_000  # open_clip keeps every word it has seen; a server sees unboundedly many
 
 
 class ClipEncoder(BaseEncoder):
@@ -143,10 +138,9 @@ class ClipEncoder(BaseEncoder):
     profiles: ClassVar[dict[str, ClipConfig]] = CLIP_PROFILES
 
     def _load(self) -> None:
-        import open_clip
-
         self.model = build_clip_model(self.config).to(self.device)
         self.tokenizer = open_clip.SimpleTokenizer(context_length=self.model.context_length)
+        self.tokenizer.cache = BoundedCache(self.tokenizer.cache, WORD_CACHE_SIZE)
 
     @functools.cached_property
     def pixel_preparer(self) -> PixelPreparer:

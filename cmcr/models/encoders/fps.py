@@ -112,7 +112,7 @@ def _torch_fps(points: torch.Tensor, num_samples: int, current: torch.Tensor) ->
 
 
 def _fused_sampler() -> Callable[[torch.Tensor, int, torch.Tensor], torch.Tensor]:
-    from cmcr.models.encoders.fused_fps import fused_farthest_point_sample
+    from cmcr.models.encoders.fused_fps import fused_farthest_point_sample  # imports Triton: CUDA only
 
     return fused_farthest_point_sample
 

@@ -2,7 +2,7 @@
 
 The batched torch loop in `cmcr.models.encoders.fps` launches about five kernels for each of the S
 sequential picks: at a few microseconds per launch, 512 picks cost several milliseconds whatever
-the batch, which alone misses the 5 ms single-3D-query target (DESIGN §5). Here one program per
+the batch, which alone misses the 5 ms single-3D-query target (docs/benchmarks.md). Here one program per
 cloud runs all S picks inside a single launch, keeping the running nearest-centre distances in
 a scratch row that stays in L2.
 

@@ -50,6 +50,13 @@ class PointwiseConv(nn.Conv1d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight.squeeze(-1), self.bias)
 
+    def as_linear(self) -> nn.Linear:
+        """The same layer as an nn.Linear (what int8 dynamic quantisation replaces)."""
+        linear = nn.Linear(self.in_channels, self.out_channels, device=self.weight.device)
+        linear.weight.data.copy_(self.weight.detach().squeeze(-1))
+        linear.bias.data.copy_(self.bias.detach())
+        return linear
+
 
 class MiniPointNet(nn.Module):
     """Embeds each neighbourhood (K points) into one token: shared per-point MLPs, max-pooling,

@@ -1,6 +1,6 @@
 """The `full` and `tiny` settings of the CLIP and CLAP encoders (ULIP keeps its table in ulip.py).
 
-`full` names the official checkpoints (DESIGN §2): the weights are fetched through `cmcr.hub`
+`full` names the official checkpoints (docs/architecture.md, "Encoders"): the weights are fetched through `cmcr.hub`
 into the Hugging Face cache. `tiny` keeps every class and code path of `full` but shrinks the
 architectures to toy sizes with seeded random weights, so it builds offline with an empty cache
 in seconds; its embeddings carry no meaning. Both profiles keep the 512-d output so that heads

@@ -28,10 +28,11 @@ import torch
 from PIL import Image
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
+from torch.ao.quantization import quantize_dynamic
 
 from cmcr.models.encoders.base import BaseEncoder, EncoderConfig, download, load_torch_file
 from cmcr.models.encoders.pixels import PixelPreparer
-from cmcr.models.encoders.pointbert import PointBERT, PointBERTConfig
+from cmcr.models.encoders.pointbert import PointBERT, PointBERTConfig, PointwiseConv
 from cmcr.errors import CheckpointError, InputError
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,13 @@ def vision_tower(vision: VisionConfig) -> VisionTransformer:
 
 @dataclass(frozen=True)
 class ULIPConfig(EncoderConfig):
-    """`checkpoint_repo=None` means random weights seeded with `seed` (the tiny profile)."""
+    """`checkpoint_repo=None` means random weights seeded with `seed` (the tiny profile).
+
+    `point_int8`: on a CPU, the point tower's linear layers and per-point convolutions run with
+    dynamically quantised int8 weights (torch's `quantize_dynamic`, `int8_point_tower`). A serving
+    speed-up only where embeddings stay within cos 0.999 of float32 (docs/benchmarks.md has the
+    measurement); ignored on GPUs, and not part of a gallery's space identity, like `dtype`.
+    """
 
     point: PointBERTConfig = field(default_factory=PointBERTConfig)
     vision: VisionConfig = field(default_factory=VisionConfig)
@@ -86,6 +93,7 @@ class ULIPConfig(EncoderConfig):
     checkpoint_file: str = ULIP_CHECKPOINT_FILE
     checkpoint_revision: str = ULIP_CHECKPOINT_REVISION
     seed: int = 0
+    point_int8: bool = False
 
 
 TINY_POINT = PointBERTConfig(
@@ -127,6 +135,16 @@ class ULIPModel(nn.Module):
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) ImageNet-normalised → (B, dim), not normalised."""
         return self.visual(pixels) @ self.image_projection
+
+
+def int8_point_tower(tower: PointBERT) -> PointBERT:
+    """The tower with int8 dynamically quantised weights in its linear layers and in its
+    per-point convolutions (as linear layers), except the first, which reads raw xyz."""
+    for module in list(tower.modules()):
+        for name, child in module.named_children():
+            if isinstance(child, PointwiseConv) and child.in_channels > 3:
+                setattr(module, name, child.as_linear())
+    return quantize_dynamic(tower, {nn.Linear}, dtype=torch.qint8)
 
 
 def official_state_dict(checkpoint: Any) -> dict[str, torch.Tensor]:
@@ -231,6 +249,8 @@ class ULIPEncoder(BaseEncoder):
         else:
             model = self._pretrained_model()
         self.model = model.to(device=self.device, dtype=torch.float32).eval().requires_grad_(False)
+        if self.config.point_int8 and self.device.type == "cpu":
+            self.model.point_encoder = int8_point_tower(self.model.point_encoder)
 
     def _random_model(self) -> ULIPModel:
         with torch.random.fork_rng(devices=[]):

@@ -23,11 +23,12 @@ from cmcr.retrieval.gallery.ingest import IngestReport, ItemEmbedder, ingest
 from cmcr.retrieval.gallery.items import GalleryItem, Hit, NewItem, SourceFile
 from cmcr.data.media.kinds import EXTENSIONS, modality_of
 from cmcr.retrieval.gallery.scan import caption_from_name, scan_folder
+from cmcr.retrieval.gallery.writer import gallery_writer
 from cmcr.retrieval.gallery.store import Gallery
 
 __all__ = [
     "EXTENSIONS", "Gallery", "GalleryItem", "Hit", "IndexSettings", "IngestReport", "ItemEmbedder", "NewItem",
     "SourceFile", "build_faiss_index", "build_searcher", "caption_from_name", "index_recall", "ingest",
     "load_or_build_index", "modality_of", "pull_gallery", "push_gallery", "scan_folder", "sha256_bytes",
-    "sha256_file", "space_identity",
+    "gallery_writer", "sha256_file", "space_identity",
 ]

@@ -39,7 +39,7 @@ def space_identity(space: Any, encoders: dict[str, Any] | None = None) -> str:
 
 
 # Encoder settings that change how fast or where embeddings are made, not what they are.
-_RUNTIME_SETTINGS = {"batch_size", "dtype", "cache_dir", "endpoint"}
+_RUNTIME_SETTINGS = {"batch_size", "dtype", "cache_dir", "endpoint", "point_int8"}
 
 
 def _weight_settings(encoder: Any) -> str:

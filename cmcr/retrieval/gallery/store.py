@@ -1,7 +1,9 @@
 """The `Gallery`: items of any modality embedded into one space, kept in memory until `save`
 writes them as a new version folder (`versions`), and searched by inner product (`index`).
 
-Stale version folders and unreferenced previews are removed after each save. One writer at a time.
+Stale version folders and unreferenced previews are removed after each save. One writer at a time
+(`writer.gallery_writer` holds that across processes); a save also refuses to replace a version that
+another writer saved after this gallery was opened, instead of silently dropping its items.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Gallery:
         self.device = device
         self._searchers: dict[str | None, Any] = {}
         self._folder = folder  # the saved version folder that holds exactly what memory holds
+        self._based_on = _live_version(self.root)  # what CURRENT named when this gallery was read
 
     def _changed(self) -> None:
         self._searchers.clear()
@@ -195,10 +198,16 @@ class Gallery:
     def save(self) -> None:
         """Write a new version folder, swap `CURRENT` to it, then clear what is no longer live."""
         self.root.mkdir(parents=True, exist_ok=True)
+        live = _live_version(self.root)
+        if live != self._based_on:
+            raise InputError(f"The gallery at '{self.root}' was saved by another writer ({live}) after this one read "
+                             f"it ({self._based_on or 'no version yet'}); saving now would drop that writer's items. "
+                             "Open it again and repeat the change.")
         name = new_version_name()
         write_version(self.root / name, self._version)
         write_text(self.root / CURRENT, name)
         self._folder = self.root / name
+        self._based_on = name
         self._collect_garbage(name)
 
     def copy_to(self, destination: str | os.PathLike) -> Gallery:
@@ -286,3 +295,8 @@ class Gallery:
 def _check_modality(modality: str) -> None:
     if modality not in MODALITIES:
         raise InputError(f"Unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}.")
+
+
+def _live_version(root: Path) -> str | None:
+    pointer = root / CURRENT
+    return pointer.read_text().strip() if pointer.is_file() else None

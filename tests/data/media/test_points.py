@@ -221,3 +221,18 @@ def test_byte_limit_and_bad_arguments(tmp_path):
         load_points(path, max_bytes=100)
     with pytest.raises(InputError, match="num_points"):
         load_points(path, num_points=0)
+
+
+@pytest.mark.parametrize("links", [{0: [0]}, {0: [1], 1: [0]}, {0: [1], 1: [2], 2: [0]}],
+                         ids=["self", "pair", "triangle"])
+def test_gltf_nodes_that_form_a_cycle_are_refused_with_a_message(tmp_path, links):
+    import json
+
+    document = json.loads(make_mesh_file(tmp_path, fmt="gltf").read_text())
+    document["nodes"] += [{} for _ in range(max(links) + 1 - len(document["nodes"]))]
+    for node, children in links.items():
+        document["nodes"][node]["children"] = children
+    path = tmp_path / "cyclic.gltf"
+    path.write_text(json.dumps(document))
+    with pytest.raises(InputError, match="forms a cycle"):
+        load_points(path)

@@ -105,7 +105,8 @@ def test_a_repo_without_the_safetensors_copy_falls_back_to_the_pickled_file(fake
     reference = reference_model(seed=9)
     fake_hub.add_repo("fallback/clip-bin-only", {PICKLED_FILE: serialized(reference.state_dict())})
     monkeypatch.setattr(clip_module, "_registry_hub_file", lambda *_: ("fallback/clip-bin-only", PICKLED_FILE))
-    encoder = build_encoder("clip", "full", device="cpu", model_cfg=TINY_CLIP_MODEL_CFG, cache_dir=str(hub_cache)).load()
+    encoder = build_encoder("clip", "full", device="cpu", model_cfg=TINY_CLIP_MODEL_CFG,
+                            cache_dir=str(hub_cache)).load()
     assert torch.equal(encoder.model.visual.conv1.weight, reference.visual.conv1.weight)
     asked = [seen.path for seen in fake_hub.seen if "fallback/clip-bin-only" in seen.path]
     assert any(OFFICIAL_FILE in path for path in asked) and any(PICKLED_FILE in path for path in asked)

@@ -214,3 +214,27 @@ def test_reference_clouds_embed_to_finite_unit_vectors(tiny: ULIPEncoder, name: 
     xyz /= np.linalg.norm(xyz, axis=1).max()
     embedding = tiny.embed("points", [xyz])
     assert embedding.shape == (1, 512) and np.isfinite(embedding).all() and unit_rows(embedding)
+
+
+def test_an_int8_point_tower_keeps_the_embeddings_within_cos_0999() -> None:
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+
+    from cmcr.models.space import tiny_space
+    from cmcr.retrieval.gallery import space_identity
+
+    exact = build_encoder("ulip", "tiny", device="cpu").load()
+    fast = build_encoder("ulip", "tiny", device="cpu", point_int8=True).load()
+    point_net = fast.model.point_encoder.encoder
+    assert isinstance(point_net.second_conv[0], DynamicInt8Linear)
+    assert isinstance(point_net.first_conv[3], DynamicInt8Linear)
+    assert not isinstance(point_net.first_conv[0], DynamicInt8Linear)  # raw xyz stays float32
+    assert isinstance(fast.model.point_encoder.blocks.blocks[0].mlp.fc1, DynamicInt8Linear)
+    assert not any(isinstance(module, DynamicInt8Linear) for module in fast.model.visual.modules())
+    rng = np.random.default_rng(3)
+    clouds = [rng.normal(size=(2048, 3)).astype(np.float32) * rng.uniform(0.2, 1.0, 3) for _ in range(6)]
+    cosines = np.sum(exact.embed("points", clouds) * fast.embed("points", clouds), axis=1)
+    assert cosines.min() >= 0.999 and cosines.min() < 1.0  # quantised, and close
+    others = {name: build_encoder(name, "tiny", device="cpu") for name in ("clip", "clap")}
+    space = tiny_space({**others, "ulip": exact})
+    assert (space_identity(space, {**others, "ulip": exact})
+            == space_identity(space, {**others, "ulip": fast}))  # galleries embedded either way stay usable
