@@ -136,24 +136,25 @@ def _memmapped_world(world: SyntheticWorld, folder: Path) -> ConnectionMemories:
     reuse the files of an earlier run with the same sizes)."""
     spec = world.spec
     sizes = {"o_x": spec.n_overlap, "o_y": spec.n_overlap, "p": spec.n_p, "q": spec.n_q}
+    widths = {"o_x": spec.dim, "p": spec.dim, "o_y": spec.leaf_dim or spec.dim, "q": spec.leaf_dim or spec.dim}
     folder.mkdir(parents=True, exist_ok=True)
     existing = {role: np.load(folder / f"{role}.npy", mmap_mode="r")
                 for role in sizes if (folder / f"{role}.npy").is_file()}
-    if all(role in existing and existing[role].shape == (rows, spec.dim)
+    if all(role in existing and existing[role].shape == (rows, widths[role])
            for role, rows in sizes.items()):
         return ConnectionMemories(**existing, x="x", y="y")
     rng = np.random.default_rng([spec.seed, 1])
     arrays = {role: np.lib.format.open_memmap(folder / f"{role}.npy", mode="w+", dtype=np.float16,
-                                              shape=(rows, spec.dim))
+                                              shape=(rows, widths[role]))
               for role, rows in sizes.items()}
     for start in tqdm(range(0, max(sizes.values()), 65536), desc="writing memmaps"):
         stop = {role: min(start + 65536, rows) for role, rows in sizes.items()}
-        overlap = world.latents(max(0, stop["o_x"] - start), rng)
-        arrays["o_x"][start:stop["o_x"]] = world.x.render("o", overlap, rng)
-        arrays["o_y"][start:stop["o_y"]] = world.y.render("o", overlap, rng)
+        count = max(0, stop["o_x"] - start)
+        overlap, wording = world.latents(count, rng), world.private(count, rng)
+        arrays["o_x"][start:stop["o_x"]] = world.x.render("o", overlap, wording, rng)
+        arrays["o_y"][start:stop["o_y"]] = world.y.render("o", overlap, wording, rng)
         for role, mcr in (("p", world.x), ("q", world.y)):
-            latents = world.latents(max(0, stop[role] - start), rng)
-            arrays[role][start:stop[role]] = mcr.render(role, latents, rng)
+            arrays[role][start:stop[role]] = world.render(mcr, role, max(0, stop[role] - start), rng)
     for array in arrays.values():
         array.flush()
     opened = {role: np.load(folder / f"{role}.npy", mmap_mode="r") for role in arrays}

@@ -58,8 +58,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device")
     parser.add_argument("--epochs", type=int, default=10, help="training epochs for --synthetic")
     parser.add_argument("--size", type=int, default=5000, help="memory rows per set for --synthetic")
-    parser.add_argument("--data", type=Path, help="the protocol's data: the ModelNet40 folder (<class>/test/*.off, "
-                                                  "or modelnet40_normal_resampled with modelnet40_test.txt)")
+    parser.add_argument("--data", help="the protocol's data: the ModelNet40 folder (<class>/test/*.off, or "
+                                       "modelnet40_normal_resampled with modelnet40_test.txt), local or "
+                                       "hf://datasets/OWNER/NAME[@REVISION][/FOLDER] holding those files")
     parser.add_argument("--up-axis", choices=("y", "z"), default="y", help="the shapes' up axis (z: turn them upright)")
     parser.add_argument("--corpus", help="training text to check for the evaluation's prompts: a .txt/.jsonl/.csv "
                                          "file, a feature memory folder, or 'builtin' (the built-in corpus)")
@@ -117,13 +118,14 @@ def modelnet40_report(args: argparse.Namespace) -> str:
 
     if not args.data or not args.space and args.profile != "tiny":
         raise InputError("--protocol modelnet40 needs --data (the ModelNet40 folder) and --space.")
-    shapes = read_test_split(args.data)
+    shapes = read_test_split(local_folder(args.data))
     embedder = load_embedder(args.space, args.profile, args.device)
     metrics = evaluate_modelnet40(embedder, shapes, up_axis=args.up_axis,
                                   progress=lambda batches: tqdm(batches, desc="embedding shapes", unit="batch"))
     table = markdown_table({f"ModelNet40 zero-shot ({len(shapes)} shapes)": metrics, "chance": chance_accuracy()})
     if not args.corpus:
-        return table + "\ncorpus check: not run; pass --corpus with the space's training text to check it for the prompts"
+        return table + ("\ncorpus check: not run; pass --corpus with the space's training text to check it "
+                        "for the prompts")
     leaks = prompt_leaks(corpus_lines(args.corpus))
     if not leaks:
         return table + f"\ncorpus check: none of the evaluation's prompts occur in {args.corpus}"

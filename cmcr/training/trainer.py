@@ -75,8 +75,9 @@ def train_connection(
     `val_pseudo_r1` (R@1 between their pseudo partners, q̂ → p̂); `config.selection` picks which
     (or their mean, "mix") is `val_r1`, the one early stopping and the best epoch follow.
     `valid` = (p, q) row-aligned true pairs, when known (e.g. the synthetic world): their q→p
-    R@1 is logged each epoch for inspection only. With `state_dir`, the state is saved after every epoch and an existing state there is
-    resumed. `on_epoch_end(epoch, history)` is called after each saved epoch.
+    R@1 is logged each epoch for inspection only. With `state_dir`, the state is saved after
+    every epoch and an existing state there is resumed. `on_epoch_end(epoch, history)` is called
+    after each saved epoch.
     """
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; choose one of {METHODS}")

@@ -34,8 +34,8 @@ def test_a_signal_that_tracks_the_truth_scores_one_and_one_that_does_not_scores_
 @pytest.mark.slow
 @pytest.mark.parametrize("sweep", ["selection", "defaults"])
 def test_the_sweeps_run_on_a_toy_world(sweep, capsys, monkeypatch):
-    monkeypatch.setattr("benchmarks.sweeps.SELECTION_RUNS", {"C-MCR": ("c-mcr", {}),
-                                                            "C-MCR, overlap pairs only": ("c-mcr", {"semantic_consistency": False})})
+    runs = {"C-MCR": ("c-mcr", {}), "C-MCR, overlap pairs only": ("c-mcr", {"semantic_consistency": False})}
+    monkeypatch.setattr("benchmarks.sweeps.SELECTION_RUNS", runs)
     monkeypatch.setattr("benchmarks.sweeps.DEFAULT_CHANGES", {"none": {}, "λ = 0": {"intra_weight": 0.0}})
     world = ["latent_dim=8", "dim=64", "intrinsic_dim=32", "hidden=32", "n_concepts=16", "n_overlap=400",
              "n_p=400", "n_q=400", "n_test=100"]

@@ -127,3 +127,15 @@ def test_the_evaluate_script_prints_the_table_and_flags_a_leaky_corpus(resampled
     assert "WARNING: 2 of the evaluation's prompts occur in" in capsys.readouterr().out
     assert evaluate_script.main([*argv[:4], "--space", str(tmp_path / "absent")]) != 0
     assert "neither an existing folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_evaluate_script_reads_the_test_split_from_a_hub_dataset(resampled, fake_hub, capsys):
+    files = {f"modelnet40_normal_resampled/{path.relative_to(resampled)}": path.read_bytes()
+             for path in resampled.rglob("*") if path.is_file()}
+    commit = fake_hub.add_repo("someone/modelnet40-test", files, repo_type="dataset")
+    uri = "hf://datasets/someone/modelnet40-test/modelnet40_normal_resampled"
+    argv = ["--protocol", "modelnet40", "--data", uri, "--profile", "tiny", "--device", "cpu"]
+    assert evaluate_script.main(argv) == 0
+    assert "| ModelNet40 zero-shot (3 shapes) |" in capsys.readouterr().out
+    assert any(f"/resolve/{commit}/" in seen.path for seen in fake_hub.seen)
