@@ -40,6 +40,7 @@ ABLATIONS = {
     "C-MCR, no semantic consistency (overlap pairs only)": ("c-mcr", {"semantic_consistency": False}),
     "C-MCR, no semantic completion": ("c-mcr", {"noise_cosine": 1.0}),
     "C-MCR, no intra-MCR alignment (λ=0)": ("c-mcr", {"intra_weight": 0.0}),
+    "C-MCR, one-layer projectors (the official ULIP–CLIP architecture)": ("c-mcr", {"cmcr_projector": "one-layer"}),
     "Ex-MCR, anchored objective (the earlier one: λ pulls outputs onto base partners)":
         ("ex-mcr", {"exmcr_objective": "anchored"}),
     "Ex-MCR, no intra-space alignment (λ=0)": ("ex-mcr", {"intra_weight": 0.0}),
