@@ -30,7 +30,7 @@ class TrainConfig:
     (docs/method.md records the sweep that picked them)."""
 
     agg_temperature: float = 0.01  # τ_agg: softmax temperature of memory aggregation
-    noise_cosine: float = 0.8  # semantic completion: expected cos(x, x + noise), at any width (1: none)
+    noise_cosine: float = 0.9  # semantic completion: expected cos(x, x + noise), at any width (1: none)
     top_k: int | None = None  # aggregate over each query's k nearest memory rows only
     semantic_consistency: bool = True  # False: train on overlap pairs only (ablation)
     temperature: float = 0.1  # τ: InfoNCE temperature
