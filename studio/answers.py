@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from cmcr.errors import InputError
 
 DEFAULT_K = 8
@@ -38,7 +36,7 @@ class Query:
         return self
 
 
-EMPTY_GALLERY = "Your gallery is empty: add images or 3D files to it first."
+EMPTY_GALLERY = "Your gallery is empty: add images, sounds or 3D files to it first."
 _MISSING = {
     "audio": "Upload or record an audio clip",
     "image": "Upload an image",
@@ -69,23 +67,10 @@ class Results:
 
     hits: list[ShownHit] = field(default_factory=list)
     labels: dict[str, float] | None = None
+    note: str | None = None  # something the visitor should know about their input (a long text was cut)
 
     def gallery_items(self) -> list[tuple[str, str]]:
         return [(str(hit.preview), hit.title) for hit in self.hits if hit.preview is not None]
 
     def shape_views(self, count: int) -> list[tuple[str, str]]:
         return [(str(hit.view3d), hit.title) for hit in self.hits if hit.view3d is not None][:count]
-
-    def sound_views(self, count: int) -> list[tuple[str, str]]:
-        sounds = [hit for hit in self.hits if hit.modality == "audio" and hit.file is not None]
-        return [(str(hit.file), hit.title) for hit in sounds][:count]
-
-    def score_table(self):
-        """Scores as a DataFrame for a bar chart: hits by rank, or the top labels."""
-        if self.labels is not None:
-            top = sorted(self.labels.items(), key=lambda item: -item[1])[:10]
-            return pd.DataFrame({"result": [name for name, _ in top], "score": [p for _, p in top]})
-        return pd.DataFrame(
-            {"result": [f"#{hit.rank} {hit.caption}"[:40] for hit in self.hits],
-             "score": [hit.score for hit in self.hits]}
-        )

@@ -10,7 +10,7 @@ moved CLAP's audio embeddings to cos 0.99, and open_clip's text tower does not r
 Threads: torch and FAISS start one math thread per core they see, and in a container limited by
 a CPU quota (a Space's 2 vCPUs) they see the host's cores. More threads than CPUs, or two
 requests computing at once with a thread per CPU each, leave every parallel region waiting for
-descheduled threads; measured here, that made a 3D query four times slower. So each request
+descheduled threads (much of the "before" column of docs/app.md's CPU speed table). So each request
 gets the CPUs the process may use (affinity and cgroup quota) divided by the requests computed
 at once. OMP_NUM_THREADS, where set, wins.
 """

@@ -4,9 +4,11 @@ With nothing named the app serves `official-ex-mcr`, the official Ex-MCR project
 (`cmcr.models.registry`). A name may stand for several spaces (`official-c-mcr`: one C-MCR space per
 connection). When the weights cannot be had: on a local run, an unreachable Hub (or, with nothing
 named, any failure to get the default weights) falls back to the `tiny` profile and says so in
-`ModelSet.notice`, which the app shows as a banner; an explicitly named space that does not exist or is
-damaged is an error (the app exits with one line). On a Hugging Face Space every failure is an error,
-because random weights must never be served silently there (the UI shows an error page instead).
+`ModelSet.notice` (the details, for the owner: logged and behind the page's "details") with a
+one-line `ModelSet.headline` for visitors, which the app shows as a banner; an explicitly named
+space that does not exist or is damaged is an error (the app exits with one line). On a Hugging
+Face Space every failure is an error, because random weights must never be served silently there
+(the UI shows an error page instead).
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ TINY_SPACE_LABEL = "an untrained tiny space"
 
 @dataclass
 class ModelSet:
-    """The models one studio serves with, and why (the notice explains a fallback)."""
+    """The models one studio serves with, and why: `headline` tells a visitor in one line that the
+    results are random, `notice` holds the owner's details (the reason, the error quoted)."""
 
     spaces: dict[str, Any]
     encoders: dict[str, Any]
     profile: str
     notice: str | None = None
+    headline: str | None = None
 
 
 def load_models(settings: StudioSettings, progress: ProgressFn = log_progress, *,
@@ -42,7 +46,7 @@ def load_models(settings: StudioSettings, progress: ProgressFn = log_progress, *
     if settings.profile not in ("full", "tiny"):
         raise InputError(f"Unknown profile {settings.profile!r}; use 'full' or 'tiny'.")
     if settings.profile == "tiny":
-        return _load_tiny(settings, progress, TINY_CHOSEN, named=settings.space)
+        return _load_tiny(settings, progress, TINY_CHOSEN, TINY_HEADLINE, named=settings.space)
     try:
         return _load_full(settings, progress)
     except (HubUnavailableError, CheckpointError) as error:
@@ -51,13 +55,16 @@ def load_models(settings: StudioSettings, progress: ProgressFn = log_progress, *
             raise
         log.warning("falling back to the tiny profile: %s", error)
         reason = TINY_OFFLINE.format(name=settings.space_name, reason=error)
-        return _load_tiny(settings, progress, reason, named=None)
+        return _load_tiny(settings, progress, reason, OFFLINE_HEADLINE, named=None)
 
 
 TINY_CHOSEN = (
     "**Tiny profile** (chosen at start): toy-sized encoders with random weights and an untrained "
     "space. Everything works end to end, but **the results carry no meaning**."
 )
+TINY_HEADLINE = "**Demo mode:** toy models with random weights, so the matches shown are random."
+OFFLINE_HEADLINE = ("**Demo mode:** the trained weights could not be loaded, so toy models with random weights "
+                    "answer and the matches shown are random.")
 TINY_OFFLINE = (
     "**Offline demo mode.** The weights `{name}` could not be loaded: {reason} "
     "The app is running the tiny profile instead (toy-sized encoders with random weights), so "
@@ -77,7 +84,8 @@ def _load_full(settings: StudioSettings, progress: ProgressFn) -> ModelSet:
     return ModelSet(spaces=spaces, encoders=encoders, profile="full")
 
 
-def _load_tiny(settings: StudioSettings, progress: ProgressFn, notice: str, named: str | None) -> ModelSet:
+def _load_tiny(settings: StudioSettings, progress: ProgressFn, notice: str, headline: str,
+               named: str | None) -> ModelSet:
     """Toy encoders with either named tiny-profile spaces (the offline train → Hub → app loop:
     `scripts/train.py --profile tiny` makes one) or, by default, an untrained seeded one."""
     encoders = {}
@@ -88,10 +96,10 @@ def _load_tiny(settings: StudioSettings, progress: ProgressFn, notice: str, name
     if named is None:
         progress(len(ENCODERS) / (len(ENCODERS) + 1), "Building an untrained tiny space")
         return ModelSet(spaces={TINY_SPACE_LABEL: tiny_space(encoders)}, encoders=encoders, profile="tiny",
-                      notice=notice)
+                        notice=notice, headline=headline)
     progress(len(ENCODERS) / (len(ENCODERS) + 1), f"Loading the tiny-profile space {named}")
     return ModelSet(spaces=load_tiny_profile_spaces(named, settings.revision), encoders=encoders, profile="tiny",
-                  notice=notice)
+                    notice=notice, headline=headline)
 
 
 def load_tiny_profile_spaces(name: str, revision: str | None = None) -> dict[str, Any]:

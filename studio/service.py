@@ -23,7 +23,8 @@ from cmcr.data.media.image import load_image
 from cmcr.data.media.points import FILE_SUFFIXES
 from cmcr.data.media.preview import points_to_preview
 from cmcr.errors import InputError
-from cmcr.models.registry import DEFAULT_SPACE
+from cmcr.data.media.text import bound_text
+from cmcr.models.registry import CMCR_PAPER, CMCR_REPO, DEFAULT_SPACE, EXMCR_PAPER, EXMCR_REPO
 from cmcr.data.media.kinds import EXTENSIONS
 from cmcr.retrieval.gallery import Gallery, SourceFile, caption_from_name, ingest, scan_folder, sha256_bytes
 from cmcr.retrieval.search import query as search
@@ -67,6 +68,17 @@ class ServedSpace:
                     f"credit: {provenance['credit']})")
         return f"`{self.label}`" if self.label != TINY_SPACE_LABEL else self.label
 
+    def weights_links(self) -> list[str]:
+        """Markdown links to the weights this space serves: the release files, or its Hub repo."""
+        provenance = self.space.provenance
+        if provenance:
+            return [f"[{Path(file['path']).name}]({file['url']})" for file in provenance.get("files", [])]
+        if self.label == TINY_SPACE_LABEL:
+            return ["toy weights made at start (tiny profile)"]
+        if _looks_like_repo_id(self.label):
+            return [f"[{self.label}](https://huggingface.co/{self.label})"]
+        return [f"`{self.label}` (a local folder)"]
+
 
 class Studio:
     """Everything one app process serves: models, the default gallery, and request handling."""
@@ -105,6 +117,8 @@ class Studio:
             gallery = build_default_gallery(assets, workdir / f"gallery-{index}", embedder, share)
             served.append(ServedSpace(label, embedder, gallery))
         studio = cls(models, served, settings, workdir, assets)
+        if models.notice:  # the banner shows a visitor one line; the owner's details go to the log as well
+            log.warning("banner details: %s", models.notice)
         progress(1.0, f"Ready: {len(studio.default_items)} gallery items, {models.profile} profile")
         return studio
 
@@ -116,7 +130,13 @@ class Studio:
 
     @property
     def notice(self) -> str | None:
+        """The owner-facing details behind the banner (why random weights are served), or None."""
         return self.models.notice
+
+    @property
+    def headline(self) -> str | None:
+        """The banner's one line for visitors (None: real weights, no banner)."""
+        return self.models.headline
 
     @property
     def profile(self) -> str:
@@ -133,10 +153,22 @@ class Studio:
 
     @property
     def description(self) -> str:
-        weights = " and ".join(served.describe() for served in self.served)
+        """One plain line: what is searched and with which weights."""
         counts = {m: sum(item.modality == m for item in self.default_items) for m in MODALITY_NAMES}
-        held = ", ".join(f"{n} {MODALITY_NAMES[m].lower()}" for m, n in counts.items() if n)
-        return f"Weights: {weights} · profile: {self.profile} · default gallery: {held or 'empty'}"
+        held = _count_phrase(counts)
+        if self.profile == "tiny":
+            weights = "toy models with random weights (the tiny profile)"
+        else:
+            weights = " and ".join(served.describe() for served in self.served)
+        return f"Searches {held or 'an empty gallery'} with {weights}."
+
+    @property
+    def links(self) -> str:
+        """Markdown links to the papers, the authors' code and the weights in use."""
+        weights = [link for served in self.served for link in served.weights_links()]
+        return (f"Papers: [C-MCR]({CMCR_PAPER}) · [Ex-MCR]({EXMCR_PAPER}) · Code: "
+                f"[C-MCR](https://github.com/{CMCR_REPO}) · [Ex-MCR](https://github.com/{EXMCR_REPO}) · "
+                f"Weights in use: {', '.join(dict.fromkeys(weights))}")
 
     @property
     def allowed_paths(self) -> list[str]:
@@ -196,11 +228,12 @@ class Studio:
         progress(0.1, f"Embedding your {MODALITY_NAMES[query.modality].lower()}")
         example = self._example_rows.key(query.modality, query.value)
         decoded = functools.cache(lambda: self._decoded(query))  # once, whichever spaces need it
+        note = bound_text(query.value).note if query.modality == "text" else None
         if target == "text":
             served = routes[0][0]
             progress(0.7, "Naming it")
             embedding = self._row(served, query, example, decoded)
-            return Results(labels=self._classify(served, query.modality, embedding, labels))
+            return Results(labels=self._classify(served, query.modality, embedding, labels), note=note)
         progress(0.7, "Searching")
         searched_in = [(served, targets, served.gallery if gallery is None else gallery.galleries[served.label])
                        for served, targets in routes]
@@ -218,7 +251,8 @@ class Studio:
                                target=modality)[0]
                 hits += [(hit, searched) for hit in found]
         best = sorted(hits, key=lambda pair: -pair[0].score)[: int(k)]
-        return Results(hits=[self._hit(searched, hit, rank) for rank, (hit, searched) in enumerate(best, start=1)])
+        return Results(hits=[self._hit(searched, hit, rank) for rank, (hit, searched) in enumerate(best, start=1)],
+                       note=note)
 
     def _routes(self, source: str, target: str | None) -> list[tuple[ServedSpace, list[str | None]]]:
         """Which served space searches which target modalities. One target: the space that connects
@@ -264,17 +298,20 @@ class Studio:
 
     def add_to_session_gallery(self, gallery: SessionGallery, paths: Sequence[str],
                                progress: ProgressFn = log_progress) -> str:
-        """Embed uploaded images and shapes into a visitor's gallery; a summary to show them."""
+        """Embed uploaded images, sounds and shapes into a visitor's gallery; a summary to show them.
+
+        What fits under `SessionGallery.MAX_ITEMS` is added and the rest is named in the summary
+        (a partial refusal is an answer, not an error: what was added stays shown)."""
         if not paths:
-            raise InputError("Choose some images or 3D files to add first.")
-        if len(gallery) + len(paths) > SessionGallery.MAX_ITEMS:
-            raise InputError(f"A session gallery holds at most {SessionGallery.MAX_ITEMS} items; "
-                             f"it has {len(gallery)} and you added {len(paths)}.")
+            raise InputError("Choose some images, sounds or 3D files to add first.")
+        room = max(SessionGallery.MAX_ITEMS - len(gallery), 0)
         sources, refused = [], []
         for path in map(Path, paths):
             modality = upload_modality(path)
             if modality is None:
-                refused.append((path.name, "only images and 3D files can be added"))
+                refused.append((path.name, "only images, sounds and 3D files can be added"))
+            elif len(sources) >= room:
+                refused.append((path.name, f"the gallery is full ({SessionGallery.MAX_ITEMS} items at most)"))
             else:
                 sources.append(SourceFile(path, modality, caption_from_name(path)))
         before = len(gallery)
@@ -288,7 +325,7 @@ class Studio:
             duplicates = max(duplicates, report.duplicates)
             failed.update({Path(name).name: reason for name, reason in report.failed})
         refused += list(failed.items())
-        return _summary(len(gallery) - before, duplicates, refused, len(gallery))
+        return _summary(len(gallery) - before, duplicates, refused, len(gallery), _count_phrase(gallery.counts()))
 
     def _classify(self, served: ServedSpace, modality: str, embedding: np.ndarray,
                   labels: str | Sequence[str] | None) -> dict[str, float]:
@@ -338,20 +375,40 @@ def unreadable_image_reason(path: str | Path) -> str:
 
 
 def upload_modality(path: Path) -> str | None:
-    """Images and shapes can join a session gallery; the suffix says which."""
+    """Images, sounds and shapes can join a session gallery; the suffix says which."""
     suffix = path.suffix.lower()
     if suffix in POINT_FILE_TYPES:
         return "points"
+    return next((modality for modality in ("image", "audio") if suffix in EXTENSIONS[modality]), None)
 
-    return "image" if suffix in EXTENSIONS["image"] else None
+
+SHOWN_SKIPS = 10  # a summary names this many skipped files, then counts the rest
 
 
-def _summary(added: int, duplicates: int, refused: list[tuple[str, str]], total: int) -> str:
-    lines = [f"Added **{added}** item(s); your gallery now holds **{total}**."]
+def _summary(added: int, duplicates: int, refused: list[tuple[str, str]], total: int, held: str) -> str:
+    lines = [f"Added **{added}** item(s); your gallery now holds **{total}**" + (f": {held}." if held else ".")]
     if duplicates:
         lines.append(f"{duplicates} file(s) were already in it.")
-    lines += [f"- Skipped `{name}`: {reason}" for name, reason in refused]
+    lines += [f"- Skipped `{name}`: {reason}" for name, reason in refused[:SHOWN_SKIPS]]
+    if len(refused) > SHOWN_SKIPS:
+        lines.append(f"- and {len(refused) - SHOWN_SKIPS} more file(s) skipped.")
+    if any(reason.startswith("the gallery is full") for _, reason in refused):
+        lines.append(f"Your gallery is full ({SessionGallery.MAX_ITEMS} items); reload the page to start a new one.")
     return "\n".join(lines)
+
+
+def _count_phrase(counts: dict[str, int]) -> str:
+    """{"image": 15, "audio": 13} → "15 images and 13 sounds"."""
+    names = {"image": ("image", "images"), "audio": ("sound", "sounds"), "points": ("3D shape", "3D shapes"),
+             "text": ("text", "texts")}
+    parts = [f"{n} {names[m][n != 1]}" for m, n in counts.items() if n]
+    return " and ".join(filter(None, [", ".join(parts[:-1]), parts[-1]])) if parts else ""
+
+
+def _looks_like_repo_id(label: str) -> bool:
+    """owner/name with no path tricks: a Hub repo id rather than a local folder."""
+    parts = label.split("/")
+    return len(parts) == 2 and all(parts) and not label.startswith((".", "~")) and not Path(label).exists()
 
 
 def build_default_gallery(assets: Path, folder: Path, embedder: Any, progress: ProgressFn = log_progress):

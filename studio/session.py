@@ -47,7 +47,14 @@ class SessionGallery:
         return next(gallery for gallery in self.galleries.values() if item in gallery.items)
 
     def thumbnails(self) -> list[tuple[str, str]]:
-        return [(str(display_image(self.holding(item), item, self.shapes)), item.caption) for item in self.items]
+        """(image, caption) of every item that has a picture: images, and shapes rendered; sounds have none."""
+        shown = [(display_image(self.holding(item), item, self.shapes), item.caption) for item in self.items]
+        return [(str(image), caption) for image, caption in shown if image is not None]
+
+    def counts(self) -> dict[str, int]:
+        """Items by modality, in the order the page names them."""
+        kinds = [item.modality for item in self.items]
+        return {modality: kinds.count(modality) for modality in ("image", "audio", "points") if modality in kinds}
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)

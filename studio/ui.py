@@ -21,30 +21,56 @@ import gradio as gr
 from cmcr.errors import CMCRError, InputError
 from cmcr.models.registry import DEFAULT_SPACE, list_pretrained
 from cmcr.data.media.kinds import EXTENSIONS
-from studio.answers import MODALITY_NAMES, Query, Results
+from studio.answers import MODALITY_NAMES, Query
 from studio.cpu import use_request_threads
 from studio.service import MAX_UPLOAD_SIZE, POINT_FILE_TYPES, Studio, unreadable_image_reason
 from studio.session import SessionGallery
 from studio.settings import StudioSettings, on_hugging_face_space, port_number, served_address
+from studio.views import ResultView, camera_for, shape_viewer
 
 log = logging.getLogger("studio.ui")
 
-TOP_SHAPES = 3
-TOP_SOUNDS = 3
-IMAGE_FILE_TYPES = list(EXTENSIONS["image"])
+GALLERY_FILE_TYPES = [*EXTENSIONS["image"], *EXTENSIONS["audio"], *POINT_FILE_TYPES]
+FIND = {"image": "Find images", "audio": "Find sounds", "points": "Find 3D shapes", "text": "Name it"}
 QUEUE_LIMIT = 64  # waiting requests; beyond it new ones are refused with "queue full"
 
+# Layout fixes Gradio's defaults need: a banner of one line; gallery tiles and 3D labels that fit a
+# phone; a tab bar that wraps instead of hiding five of seven tabs behind "…" (Gradio measures the
+# hidden copy of the tab buttons to decide what fits, so that copy is made zero-width).
 CSS = """
-#banner {border-left: 6px solid #d97706; background: #fffbeb; padding: 0.6em 1em; color: #78350f}
+#banner {border-left: 6px solid #d97706; background: #fffbeb; padding: 0.4em 0.8em; color: #78350f}
 #banner p {margin: 0}
 .gradio-container {max-width: 1200px !important}
+#main-tabs .tab-container.visually-hidden button {width: 0 !important; min-width: 0 !important;
+  padding: 0 !important; margin: 0 !important; border: 0 !important; overflow: hidden !important}
+#main-tabs [role=tablist] {flex-wrap: wrap; height: auto !important; overflow: visible !important; row-gap: 2px;
+  margin-bottom: 6px}
+#main-tabs .overflow-menu {display: none}
+.result-listing ol {margin: 0.3em 0 0 0; padding-left: 0; list-style: none}
+.result-listing li {margin: 0.15em 0; overflow-wrap: anywhere}
+.result-listing .rank {font-weight: 600}
+.result-listing audio {display: block; width: 100%; max-width: 420px; height: 36px; margin: 0.1em 0 0.4em 0}
+.result-listing .result-note {color: #92400e; margin: 0.2em 0}
+.shape-view label[data-testid=block-label] {position: static; white-space: normal; max-width: 100%;
+  overflow-wrap: anywhere}
+.result-gallery .grid-wrap {min-height: 0 !important; max-height: none !important; overflow-y: visible !important}
+.shape-row {flex-wrap: wrap}
+.shape-row > * {min-width: min(200px, 100%) !important}
+@media (max-width: 640px) {
+  .result-gallery .grid-container {--grid-cols: 2 !important}
+  #add_to_gallery-contents .grid-container {--grid-cols: 3 !important}
+  .result-gallery .grid-container, #add_to_gallery-contents .grid-container {
+    grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)) !important}
+}
 """
 
 INTRO = """# C-MCR Studio
-Retrieval across modalities that were **never trained together**. CLIP (image–text), CLAP
-(audio–text) and ULIP (3D–image) are frozen; small projectors connect them through the modality
-each pair shares (Ex-MCR), so a sound can find a picture or a 3D shape without a single
-audio–image or audio–3D training pair."""
+Find pictures, sounds and 3D shapes with a sound, a picture, a text or a 3D shape."""
+
+HOW_IT_WORKS = """CLIP (image–text), CLAP (audio–text) and ULIP (3D–image) are frozen models that were **never
+trained together**; small projectors connect them through the modality each pair shares (C-MCR,
+Ex-MCR), so a sound can find a picture or a 3D shape without a single audio–image or audio–3D
+training pair. Scores are cosine similarities: higher is closer."""
 
 
 def user_facing(fn: Callable) -> Callable:
@@ -58,72 +84,24 @@ def user_facing(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except InputError as error:  # the visitor's to fix: no server-side traceback
-            raise gr.Error(html.escape(str(error)), title="Cannot use this input", print_exception=False) from error
+            raise titled_error("Cannot use this input", str(error), print_exception=False) from error
         except CMCRError as error:
             log.exception("request failed")
-            raise gr.Error(html.escape(str(error)), title="The models could not answer") from error
+            raise titled_error("The models could not answer", str(error)) from error
         except gr.Error:
             raise
         except Exception as error:
             log.exception("request failed")
-            raise gr.Error("Something went wrong on our side; please try another input.") from error
+            raise titled_error("Something went wrong", "Something went wrong on our side; please try another "
+                               "input.") from error
 
     return wrapper
 
 
-class ResultView:
-    """The output block of one tab: ranked gallery, 3D viewers, audio players, labels, chart."""
-
-    def __init__(self, targets: Sequence[str], name: str):
-        self.gallery = gr.Gallery(
-            label="Top matches", columns=4, height="auto", object_fit="contain", preview=False,
-            visible=bool(set(targets) & {"image", "points"}), elem_id=f"{name}-results",
-        )
-        with gr.Row():
-            self.shapes = [
-                gr.Model3D(label=f"#{rank}", height=260, clear_color=(0.96, 0.96, 0.98, 1.0), visible="hidden",
-                           elem_id=f"{name}-shape-{rank}")
-                for rank in range(1, TOP_SHAPES + 1)
-            ]
-        with gr.Row():
-            self.sounds = [
-                gr.Audio(label=f"#{rank}", type="filepath", interactive=False, visible="hidden",
-                         elem_id=f"{name}-sound-{rank}")
-                for rank in range(1, TOP_SOUNDS + 1)
-            ]
-        self.labels = gr.Label(label="Zero-shot labels", num_top_classes=5, visible="text" in targets,
-                               elem_id=f"{name}-labels")
-        self.chart = gr.BarPlot(
-            x="result", y="score", title="Similarity", sort="-y", height=220,
-            x_label_angle=-30, visible=False, elem_id=f"{name}-chart",
-        )
-
-    @property
-    def outputs(self) -> list[gr.components.Component]:
-        return [self.gallery, *self.shapes, *self.sounds, self.labels, self.chart]
-
-    def render(self, results: Results) -> list[Any]:
-        """Values for `outputs`, showing only the parts this result has."""
-        shapes = results.shape_views(TOP_SHAPES)
-        sounds = results.sound_views(TOP_SOUNDS)
-        gallery = results.gallery_items()
-        return [
-            gr.Gallery(value=gallery, visible=bool(gallery)),
-            *[gr.Model3D(value=path, label=caption, visible=_shown(path))
-              for path, caption in _pad(shapes, TOP_SHAPES)],
-            *[gr.Audio(value=path, label=caption, visible=_shown(path)) for path, caption in _pad(sounds, TOP_SOUNDS)],
-            gr.Label(value=results.labels, visible=results.labels is not None),
-            gr.BarPlot(value=results.score_table(), visible=True),
-        ]
-
-
-def _shown(path: str | None) -> bool | str:
-    # "hidden" keeps the component mounted: a Model3D mounted while invisible never draws its canvas.
-    return True if path is not None else "hidden"
-
-
-def _pad(views: list[tuple[str, str]], count: int) -> list[tuple[str | None, str]]:
-    return views + [(None, f"#{rank}") for rank in range(len(views) + 1, count + 1)]
+def titled_error(title: str, message: str, **kwargs: Any) -> gr.Error:
+    """A gr.Error whose title the visitor sees: Gradio 6.31's page heads every error toast "Error"
+    (it drops `title`), so the title also leads the (HTML-escaped) message."""
+    return gr.Error(f"<strong>{html.escape(title)}.</strong> {html.escape(message)}", title=title, **kwargs)
 
 
 class QueryInput:
@@ -183,19 +161,18 @@ def text_input(visible: bool = True, elem_id: str | None = None) -> gr.Textbox:
 
 
 def points_input(visible: bool = True, elem_id: str | None = None) -> gr.File:
-    return gr.File(
-        label="Point cloud or mesh (" + " ".join(POINT_FILE_TYPES) + ")",
-        file_types=list(POINT_FILE_TYPES), type="filepath", visible=visible, height=120, elem_id=elem_id,
-    )
+    # The formats go to the file picker and docs/app.md: listed in the label, they were cut off.
+    return gr.File(label="3D shape (point cloud or mesh)", file_types=list(POINT_FILE_TYPES), type="filepath",
+                   visible=visible, height=170, elem_id=elem_id)
 
 
 def build_app(studio: Studio) -> gr.Blocks:
     """The whole UI over one loaded `Studio`."""
     with gr.Blocks(title="C-MCR Studio", fill_width=False) as demo:
         gr.Markdown(INTRO)
-        gr.Markdown(studio.notice or "", elem_id="banner", visible=bool(studio.notice))
-        gr.Markdown(f"<small>{studio.description}</small>")
-        with gr.Tabs():
+        gr.Markdown(studio.headline or "", elem_id="banner", visible=bool(studio.headline))
+        gr.Markdown(f"<small>{html.escape(studio.description)}</small>", elem_id="subtitle")
+        with gr.Tabs(elem_id="main-tabs"):
             with gr.Tab("Audio → Image", id="audio-image"):
                 fixed_pair_tab(studio, "audio", "image", audio_input, "audio_to_image")
             with gr.Tab("Text → 3D", id="text-3d"):
@@ -210,7 +187,32 @@ def build_app(studio: Studio) -> gr.Blocks:
                 any_to_any_tab(studio)
             with gr.Tab("Your gallery", id="own-gallery"):
                 own_gallery_tab(studio)
+        default_gallery_list(studio)
+        with gr.Accordion("How it works", open=False, elem_id="how-it-works"):
+            gr.Markdown(HOW_IT_WORKS)
+        if studio.notice:
+            with gr.Accordion("Details (for the owner of this app)", open=False, elem_id="banner-details"):
+                gr.Markdown(studio.notice)
+        gr.Markdown(f"<small>{studio.links}</small>", elem_id="links")
     return demo
+
+
+def default_gallery_list(studio: Studio) -> None:
+    """What a search can find: the default gallery's captions by kind, behind a closed accordion."""
+    items = studio.default_items
+    with gr.Accordion(f"What the default gallery holds ({len(items)} items)", open=False,
+                      elem_id="default-gallery"):
+        kinds = {"image": "Images", "audio": "Sounds", "points": "3D shapes"}
+        gr.Markdown("\n\n".join(
+            f"**{title}:** " + ", ".join(html.escape(item.caption) for item in items if item.modality == kind)
+            for kind, title in kinds.items() if any(item.modality == kind for item in items)) or "Nothing yet.")
+
+
+def examples_label(studio: Studio) -> str:
+    """The examples' heading; with toy weights it says what a visitor will see."""
+    if studio.profile == "tiny":
+        return "Examples (toy weights: they show how the app works; the matches are random)"
+    return "Examples"
 
 
 def unavailable_note(studio: Studio, source: str, target: str, api_name: str) -> bool:
@@ -228,8 +230,7 @@ def fixed_pair_tab(studio: Studio, source: str, target: str, make_input: Callabl
     with gr.Row():
         with gr.Column(scale=2):
             value = make_input(elem_id=f"{api_name}-input")
-            search = gr.Button(f"Find {MODALITY_NAMES[target].lower()}", variant="primary", elem_id=f"{api_name}-go",
-                               interactive=available)
+            search = gr.Button(FIND[target], variant="primary", elem_id=f"{api_name}-go", interactive=available)
         with gr.Column(scale=3):
             view = ResultView([target], api_name)
 
@@ -245,7 +246,7 @@ def fixed_pair_tab(studio: Studio, source: str, target: str, make_input: Callabl
     if examples and available:
         gr.Examples(
             [[example] for example in examples], inputs=value, outputs=view.outputs, fn=run,
-            run_on_click=True, cache_examples=False, api_visibility="private", label="Examples",
+            run_on_click=True, cache_examples=False, api_visibility="private", label=examples_label(studio),
             elem_id=f"{api_name}-examples",
         )
 
@@ -261,14 +262,15 @@ def points_to_text_tab(studio: Studio) -> None:
             )
             classify = gr.Button("Name this shape", variant="primary", elem_id="classify_3d-go", interactive=available)
         with gr.Column(scale=3):
-            preview = gr.Model3D(label="Your shape", height=300, interactive=False, elem_id="classify_3d-preview")
+            preview = shape_viewer("Your shape", "classify_3d-preview", interactive=False)
             label = gr.Label(label="Zero-shot labels", num_top_classes=5, elem_id="classify_3d-labels")
 
     @user_facing
     def run(path: str | None, candidates: str, progress: gr.Progress = gr.Progress()):
         query = Query("points", path)
         results = studio.answer(query, "text", labels=candidates, progress=_reporter(progress))
-        return studio.preview(query), results.labels
+        shown = studio.preview(query)
+        return gr.Model3D(value=shown, camera_position=camera_for(shown)), results.labels
 
     classify.click(run, [shape, labels], [preview, label], api_name="classify_3d")
     examples = studio.examples("points")
@@ -276,7 +278,8 @@ def points_to_text_tab(studio: Studio) -> None:
         gr.Examples(
             [[example] for example in examples], inputs=shape, outputs=[preview, label],
             fn=functools.partial(run, candidates=""), run_on_click=True,
-            cache_examples=False, api_visibility="private", label="Examples", elem_id="classify_3d-examples",
+            cache_examples=False, api_visibility="private", label=examples_label(studio),
+            elem_id="classify_3d-examples",
         )
 
 
@@ -284,13 +287,24 @@ def any_to_any_tab(studio: Studio) -> None:
     with gr.Row():
         with gr.Column(scale=2):
             query_input = QueryInput(default="image", name="any_to_any")
-            target = gr.Radio(
-                [(MODALITY_NAMES[m], m) for m in MODALITY_NAMES], value="points", label="Find"
-            )
-            k = gr.Slider(1, 16, value=studio.default_k, step=1, label="How many")
+            offered = [value for _, value in target_choices(studio, "image")]
+            target = gr.Radio(target_choices(studio, "image"), label="Find", elem_id="any_to_any-target",
+                              value="points" if "points" in offered else (offered or [None])[0])
+            k = gr.Slider(1, 16, value=studio.default_k, step=1, label="How many", elem_id="any_to_any-k")
             search = gr.Button("Search", variant="primary", elem_id="any_to_any-go")
         with gr.Column(scale=3):
             view = ResultView(list(MODALITY_NAMES), "any_to_any")
+
+    def offer_targets(source: str, current: str) -> gr.Radio:
+        choices = target_choices(studio, source)
+        values = [value for _, value in choices]
+        return gr.Radio(choices=choices, value=current if current in values else (values or [None])[0])
+
+    query_input.source.change(offer_targets, [query_input.source, target], target, api_visibility="private",
+                              queue=False)
+    # Naming returns label probabilities, not a ranked list: "How many" does not apply.
+    target.change(lambda chosen: gr.Slider(interactive=chosen != "text"), target, k, api_visibility="private",
+                  queue=False)
 
     @user_facing
     def run(source, audio, image, text, points, target_modality, top_k, progress: gr.Progress = gr.Progress()):
@@ -301,17 +315,24 @@ def any_to_any_tab(studio: Studio) -> None:
     search.click(run, [*query_input.inputs, target, k], view.outputs, api_name="any_to_any")
 
 
+def target_choices(studio: Studio, source: str) -> list[tuple[str, str]]:
+    """What a `source` query can look for here: no text → text (naming a text means nothing), and
+    no pair the served spaces cannot connect."""
+    return [(MODALITY_NAMES[m], m) for m in MODALITY_NAMES
+            if not (source == m == "text") and studio.unavailable(source, m) is None]
+
+
 def own_gallery_tab(studio: Studio) -> None:
     gallery_state = gr.State(None, delete_callback=lambda gallery: gallery and gallery.close())
     gr.Markdown(
-        "Upload your own images and 3D shapes; they are embedded into the same space and only "
-        "this browser session can search them."
+        f"Upload your own images, sounds and 3D shapes (up to {SessionGallery.MAX_ITEMS}); they are embedded "
+        "into the same space and only this browser session can search them."
     )
     with gr.Row():
         with gr.Column(scale=2):
             uploads = gr.File(
-                label="Images and 3D shapes", file_count="multiple", type="filepath",
-                file_types=IMAGE_FILE_TYPES + list(POINT_FILE_TYPES), elem_id="add_to_gallery-files",
+                label="Images, sounds and 3D shapes", file_count="multiple", type="filepath",
+                file_types=GALLERY_FILE_TYPES, elem_id="add_to_gallery-files",
             )
             add = gr.Button("Add to my gallery", elem_id="add_to_gallery-go")
             status = gr.Markdown("Your gallery is empty.", elem_id="own-gallery-status")
@@ -320,12 +341,18 @@ def own_gallery_tab(studio: Studio) -> None:
             search = gr.Button("Search my gallery", variant="primary", elem_id="search_gallery-go")
         with gr.Column(scale=3):
             contents = gr.Gallery(label="In your gallery", columns=6, height=180, elem_id="add_to_gallery-contents")
-            view = ResultView(["image", "points"], "search_gallery")
+            view = ResultView(["image", "audio", "points"], "search_gallery")
 
     @user_facing
     def add_files(paths: list[str] | None, gallery: SessionGallery | None, progress: gr.Progress = gr.Progress()):
+        """A refusal is a status message, never a raised error: an error would draw the thumbnails,
+        the box and the status as red "Error" pills, so the gallery would look wiped. The box is
+        emptied either way, so the next pick is not added to refused files."""
         gallery = studio.new_session_gallery() if gallery is None else gallery
-        summary = studio.add_to_session_gallery(gallery, paths or [], progress=_reporter(progress))
+        try:
+            summary = studio.add_to_session_gallery(gallery, paths or [], progress=_reporter(progress))
+        except InputError as error:
+            summary = f"**Nothing was added.** {html.escape(str(error))}"
         return gallery, summary, gallery.thumbnails(), None
 
     @user_facing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ ENDPOINTS = {
     "/audio_to_image", "/text_to_3d", "/audio_to_3d", "/image_to_audio", "/classify_3d",
     "/any_to_any", "/add_to_gallery", "/search_gallery",
 }
-SHAPES, SOUNDS = 3, 3
+SHAPES = 3
 
 
 @pytest.fixture(scope="module")
@@ -34,14 +35,16 @@ def suffix_of(file) -> str | None:
 
 
 def unpack(outputs: tuple) -> dict:
-    """The fixed output layout of a result view: gallery, 3 shapes, 3 sounds, labels, chart."""
+    """The fixed output layout of a result view: gallery, 3 shapes, labels, the list of every result
+    (parsed: its rows' text and the sound files its players play)."""
     gallery, *rest = [value_of(output) for output in outputs]
+    listing = rest[SHAPES + 1] or ""
     return {
         "gallery": gallery,
         "shapes": rest[:SHAPES],
-        "sounds": rest[SHAPES:SHAPES + SOUNDS],
-        "labels": rest[SHAPES + SOUNDS],
-        "chart": rest[SHAPES + SOUNDS + 1],
+        "labels": rest[SHAPES],
+        "rows": [re.sub(r"<[^>]+>", "", row) for row in re.findall(r'<li class="result"[^>]*>(.*?)</li>', listing)],
+        "sounds": re.findall(r'<audio[^>]* src="gradio_api/file=([^"]+)"', listing),
     }
 
 
@@ -67,7 +70,8 @@ def test_audio_to_image_returns_a_ranked_image_gallery(client, uploads, studio):
     assert_ranked(view["gallery"])
     image_captions = {item.caption for item in studio.default_items if item.modality == "image"}
     assert {c.split(" · ", 2)[2] for c in captions(view["gallery"])} <= image_captions
-    assert view["shapes"] == [None] * SHAPES and view["sounds"] == [None] * SOUNDS
+    assert view["shapes"] == [None] * SHAPES and view["sounds"] == []
+    assert [row.split(" · ", 2)[2] for row in view["rows"]] == [c.split(" · ", 2)[2] for c in captions(view["gallery"])]
 
 
 @pytest.mark.parametrize(
@@ -81,12 +85,16 @@ def test_shape_searches_return_3d_views(client, uploads, endpoint, value):
     assert [suffix_of(shape) for shape in view["shapes"]] == [".glb"] * SHAPES
 
 
-def test_image_to_audio_returns_players_and_a_score_chart(client, uploads):
+def test_image_to_audio_lists_every_sound_with_a_player(client, uploads, app_url):
+    import httpx
+
     view = unpack(client.predict(handle_file(str(uploads["image"])), api_name="/image_to_audio"))
-    assert [suffix_of(sound) for sound in view["sounds"]] == [".wav"] * SOUNDS
+    assert [Path(sound).suffix for sound in view["sounds"]] == [".wav"] * 8  # every result, not the top three
     assert view["gallery"] == []
-    scores = [row[1] for row in view["chart"]["data"]]
+    scores = [float(row.split(" · ")[1]) for row in view["rows"]]
     assert len(scores) == 8 and scores == sorted(scores, reverse=True)
+    served = httpx.get(app_url + "gradio_api/file=" + view["sounds"][0], timeout=30)  # the page can play it
+    assert served.status_code == 200 and served.content[:4] == b"RIFF"
 
 
 def test_classify_3d_returns_the_shape_preview_and_label_probabilities(client, uploads):
@@ -110,7 +118,7 @@ def test_any_to_any_routes_every_source_to_every_target(client, uploads, source,
         assert len(view["labels"]["confidences"]) >= 2
     else:
         assert not view["labels"]
-        assert len(view["chart"]["data"]) == 5
+        assert len(view["rows"]) == 5
         visible = view["shapes"] if target == "points" else view["sounds"] if target == "audio" else view["gallery"]
         assert any(visible)
 

@@ -66,7 +66,7 @@ def test_every_fixed_pair_tab_answers(client, uploads):
                             ("/image_to_audio", "image")]:
         view = unpack(client.predict(handle_file(str(uploads[value])) if value else "a wooden chair",
                                      api_name=endpoint))
-        assert len(view["chart"]["data"]) == 8, endpoint
+        assert len(view["rows"]) == 8, endpoint
 
 
 def test_naming_any_to_any_and_a_visitors_gallery_answer(client, uploads):
@@ -74,7 +74,7 @@ def test_naming_any_to_any_and_a_visitors_gallery_answer(client, uploads):
     assert Path(value_of(preview)["path"]).suffix == ".glb" and len(value_of(labels)["confidences"]) >= 5
     view = unpack(client.predict("image", None, handle_file(str(uploads["image"])), "", None, "points", 4,
                                  api_name="/any_to_any"))
-    assert len(view["chart"]["data"]) == 4
+    assert len(view["rows"]) == 4
     summary, thumbnails, _ = client.predict([handle_file(str(uploads["image"]))], api_name="/add_to_gallery")
     assert "Added **1**" in summary and len(thumbnails) == 1
     view = unpack(client.predict("text", None, None, "a picture", None, 1, api_name="/search_gallery"))
@@ -84,7 +84,7 @@ def test_naming_any_to_any_and_a_visitors_gallery_answer(client, uploads):
 # What shows that a tab answered an example: its result element.
 ANSWERED = {
     "audio-image": "#audio_to_image-results img", "text-3d": "#text_to_3d-results img",
-    "audio-3d": "#audio_to_3d-results img", "image-audio": "#image_to_audio-sound-1 audio",
+    "audio-3d": "#audio_to_3d-results img", "image-audio": "#image_to_audio-list audio",
     "3d-text": "#classify_3d-preview canvas",
 }
 EXAMPLES = {"audio-image": "audio_to_image", "text-3d": "text_to_3d", "audio-3d": "audio_to_3d",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import math
 from pathlib import Path
 
 import numpy as np
@@ -41,20 +43,42 @@ def test_results_carry_what_each_view_needs(studio, uploads):
     assert all(hit.view3d.suffix == ".glb" and hit.view3d.is_file() for hit in shapes.hits)
     assert all(hit.preview.suffix == ".png" and hit.preview.is_file() for hit in shapes.hits)
     sounds = studio.answer(query_for("image", uploads), "audio", k=2)
-    assert [Path(path).is_file() for path, _ in sounds.sound_views(3)] == [True, True]
+    assert [hit.file.is_file() for hit in sounds.hits if hit.modality == "audio"] == [True, True]
     assert sounds.gallery_items() == []  # sounds go to players, not to the image gallery
     images = studio.answer(query_for("audio", uploads), "image", k=2)
     assert all(Path(path).is_file() for path, _ in images.gallery_items())
 
 
-def test_captions_and_score_table_show_rank_and_score():
+def test_the_results_list_names_every_hit_in_full_with_a_player_for_each_sound(tmp_path):
+    from studio.views import results_list
+
+    long_caption = "a <very> long caption " * 8
     hits = [ShownHit(rank=1, score=0.8123, modality="image", caption="a red car"),
-            ShownHit(rank=2, score=0.5, modality="image", caption="a tree")]
-    results = Results(hits=hits)
+            ShownHit(rank=2, score=0.5, modality="audio", caption=long_caption, file=tmp_path / "rain.wav")]
     assert hits[0].title == "#1 · 0.812 · a red car"
-    table = results.score_table()
-    assert list(table["score"]) == [0.8123, 0.5]
-    assert list(table["result"]) == ["#1 a red car", "#2 a tree"]
+    listing = results_list(Results(hits=hits, note="Your text was cut"))
+    assert listing.count('<li class="result"') == 2 and "0.812" in listing and "0.500" in listing
+    assert html.escape(long_caption) in listing and "<very>" not in listing  # whole, and escaped
+    assert listing.count("<audio") == 1 and f"gradio_api/file={tmp_path / 'rain.wav'}" in listing
+    assert listing.startswith('<p class="result-note">Your text was cut')
+
+
+def test_a_long_text_query_says_it_was_cut(studio):
+    results = studio.answer(Query("text", "a wooden chair " * 200), "points", k=2)
+    assert results.note and "cut to its first 1,000 characters" in results.note
+    assert studio.answer(Query("text", "a wooden chair"), "points", k=2).note is None
+
+
+def test_3d_views_are_framed_to_show_the_whole_shape(studio):
+    from cmcr.data.media.preview import preview_bounds
+    from studio.views import camera_for
+
+    for hit in studio.answer(Query("text", "a chair"), "points", k=4).hits:
+        low, high = preview_bounds(hit.view3d)
+        radius = camera_for(hit.view3d)[2]
+        half_diagonal = float(((high - low) ** 2).sum() ** 0.5) / 2
+        # the bounding sphere fits the narrowest field of view the viewers have, with room to spare
+        assert radius * math.sin(math.atan(math.tan(0.4) * 0.7)) > half_diagonal
 
 
 def test_zero_shot_over_given_labels_is_a_distribution(studio, uploads):
@@ -133,10 +157,11 @@ def test_session_gallery_indexes_uploads_and_is_searched_alone(studio, uploads, 
         gallery, [str(uploads["image"]), str(uploads["mesh"]), str(uploads["points"]),
                   str(copy), str(uploads["audio"]), str(uploads["corrupt_points"])],
     )
-    assert len(gallery) == 3
-    assert "Added **3**" in summary and "1 file(s) were already in it" in summary
-    assert uploads["audio"].name in summary and uploads["corrupt_points"].name in summary
-    assert len(gallery.thumbnails()) == 3
+    assert len(gallery) == 4  # the image, the mesh, the cloud and the sound
+    assert "Added **4**" in summary and "1 file(s) were already in it" in summary
+    assert uploads["corrupt_points"].name in summary and uploads["audio"].name not in summary
+    assert len(gallery.thumbnails()) == 3  # a sound has no picture
+    assert gallery.counts() == {"image": 1, "audio": 1, "points": 2} and "1 image, 1 sound and 2 3D shapes" in summary
     results = studio.answer_own(Query("text", "a box"), gallery, k=10)
     assert sorted(hit.caption for hit in results.hits) == sorted(item.caption for item in gallery.items)
     gallery.close()
@@ -152,6 +177,22 @@ def test_empty_session_gallery_says_what_to_do(studio):
         studio.add_to_session_gallery(gallery, [])
 
 
+def test_a_full_session_gallery_adds_what_fits_and_names_the_rest(studio, uploads, monkeypatch):
+    from studio.session import SessionGallery
+
+    monkeypatch.setattr(SessionGallery, "MAX_ITEMS", 2)
+    gallery = studio.new_session_gallery()
+    try:
+        summary = studio.add_to_session_gallery(
+            gallery, [str(uploads["image"]), str(uploads["audio"]), str(uploads["mesh"])])
+        assert len(gallery) == 2 and "Added **2**" in summary
+        assert f"Skipped `{uploads['mesh'].name}`: the gallery is full" in summary and "reload the page" in summary
+        again = studio.add_to_session_gallery(gallery, [str(uploads["points"])])
+        assert len(gallery) == 2 and "Added **0**" in again and uploads["points"].name in again
+    finally:
+        gallery.close()
+
+
 def test_examples_come_from_the_assets_manifest(studio):
     for modality in ("audio", "image", "points"):
         examples = studio.examples(modality)
@@ -162,7 +203,9 @@ def test_examples_come_from_the_assets_manifest(studio):
 def test_tiny_studio_says_its_results_carry_no_meaning(studio):
     assert studio.profile == "tiny"
     assert "carry no meaning" in studio.notice
-    assert "tiny" in studio.description
+    assert "random" in studio.headline and "\n" not in studio.headline  # the banner: one line for visitors
+    assert "tiny profile" in studio.description and "15 images" in studio.description
+    assert "arxiv.org/abs/2305.14381" in studio.links and "arxiv.org/abs/2310.08884" in studio.links
 
 
 def test_settings_come_from_the_environment(monkeypatch):
@@ -220,10 +263,25 @@ def test_offline_full_profile_falls_back_to_tiny_and_says_why(offline_hub, monke
     assert "carry no meaning" in studio.notice
     assert any("tiny CLAP" in step for step in steps)
 
-    banners = [block["props"] for block in ui.build_app(studio).config["components"]
-               if block["props"].get("elem_id") == "banner"]
-    assert banners[0]["visible"] and banners[0]["value"] == studio.notice
+    components = {block["props"].get("elem_id"): block["props"] for block in ui.build_app(studio).config["components"]}
+    assert components["banner"]["visible"] and components["banner"]["value"] == studio.headline
+    assert "could not be loaded" in studio.headline and "someone/cmcr-space" not in studio.headline
+    assert components["banner-details"]["open"] is False  # the owner's details, one click away
+    details = [block for block in components.values() if block.get("value") == studio.notice]
+    assert details  # the full reason is on the page, behind "details"
     with pytest.raises(InputError, match="default gallery is empty"):  # tmp_path holds no assets
         studio.answer(Query("text", "a dog"), "image")
     studio.close()
     assert not studio.workdir.exists()
+
+
+def test_an_error_toast_leads_with_its_title():
+    from studio import ui
+
+    def refuse():
+        raise InputError("Upload <an> image first.")
+
+    with pytest.raises(Exception) as caught:
+        ui.user_facing(refuse)()
+    assert caught.value.message == "<strong>Cannot use this input.</strong> Upload &lt;an&gt; image first."
+    assert caught.value.title == "Cannot use this input"

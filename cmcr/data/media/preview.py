@@ -64,3 +64,10 @@ def points_to_preview(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(preview_mesh(cloud).export(file_type="glb"))
     return path
+
+
+def preview_bounds(path: str | Path) -> np.ndarray:
+    """The (2, 3) axis-aligned bounding box (low corner, high corner) of a preview .glb, so a viewer
+    can frame the whole shape."""
+    scene = trimesh.load(str(path), force="mesh")
+    return np.asarray(scene.bounds, dtype=np.float64)

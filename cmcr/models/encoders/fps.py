@@ -1,7 +1,7 @@
 """Farthest-point sampling and kNN grouping for PointBERT, batched on any device.
 
-The official C-MCR/ULIP code samples one cloud at a time in a Python loop (about 45 ms per call
-on an H100, whatever the batch), which dominates 3D embedding. Here the loop over the S centres
+The official C-MCR/ULIP code samples one cloud at a time in a Python loop (a fixed cost per cloud,
+whatever the batch; docs/benchmarks.md), which dominates 3D embedding. Here the loop over the S centres
 is unavoidable (each pick depends on the previous one), but every step works on the whole batch
 at once, so its cost is paid once per batch instead of once per cloud.
 
