@@ -3,9 +3,12 @@ markdown table.
 
     python -m benchmarks.synthetic [--set KEY=VALUE ...] [--world KEY=VALUE ...]
     python -m benchmarks.synthetic --scale 100000      # memory/time at N rows per memory
+    python -m benchmarks.synthetic --sweep defaults    # each default changed in turn (benchmarks.sweeps)
+    python -m benchmarks.synthetic --sweep selection   # held-out signals against the true q→p R@1
 
-Rows: both methods, C-MCR ablations, a least-squares text bridge, chance, and an oracle
-trained on true (p, q) pairs. Training sees only unpaired memories; test pairs share latents.
+Rows: both methods, their ablations, a least-squares text bridge, chance, and oracles trained on
+true (p, q) pairs, with each row's q→p R@1 as a share of the C-MCR oracle's. Training sees only
+unpaired memories; test pairs share latents.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from cmcr import config as configfile
 from cmcr.cli import run_reporting_errors
-from cmcr.errors import InputError
 from cmcr.evaluation.metrics import chance_metrics, markdown_table
 from cmcr.evaluation.synthetic import (SyntheticWorld, WorldSpec, connect_test_pairs, pair_recalls,
                             text_bridge)
@@ -31,11 +34,19 @@ from cmcr.training.config import TrainConfig, load_config
 from cmcr.training.memories import ConnectionMemories
 from cmcr.training.trainer import train_connection
 
+from benchmarks.sweeps import defaults_sweep, selection_sweep
+
 ABLATIONS = {
-    "C-MCR, no semantic consistency (overlap pairs only)": {"semantic_consistency": False},
-    "C-MCR, no semantic completion (σ²=0)": {"noise_variance": 0.0},
-    "C-MCR, no intra-MCR alignment (λ=0)": {"intra_weight": 0.0},
+    "C-MCR, no semantic consistency (overlap pairs only)": ("c-mcr", {"semantic_consistency": False}),
+    "C-MCR, no semantic completion": ("c-mcr", {"noise_cosine": 1.0}),
+    "C-MCR, no intra-MCR alignment (λ=0)": ("c-mcr", {"intra_weight": 0.0}),
+    "C-MCR, one-layer projectors (the official ULIP–CLIP architecture)": ("c-mcr", {"cmcr_projector": "one-layer"}),
+    "Ex-MCR, anchored objective (the earlier one: λ pulls outputs onto base partners)":
+        ("ex-mcr", {"exmcr_objective": "anchored"}),
+    "Ex-MCR, no intra-space alignment (λ=0)": ("ex-mcr", {"intra_weight": 0.0}),
+    "Ex-MCR, no semantic consistency (overlap pairs only)": ("ex-mcr", {"semantic_consistency": False}),
 }
+ORACLE = "oracle: C-MCR projectors on true (p, q) pairs"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -55,21 +66,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "a second run measures training alone")
     parser.add_argument("--scale-overlap", type=int, default=2000, metavar="N_O",
                         help="overlap rows in --scale mode (aggregation costs N_O x N)")
+    parser.add_argument("--sweep", choices=("defaults", "selection"),
+                        help="instead: one of the sweeps of benchmarks.sweeps")
+    parser.add_argument("--seeds", default="0,1", help="world seeds of --sweep selection")
     return parser.parse_args(argv)
 
 
 def world_spec(overrides: list[str]) -> WorldSpec:
-    defaults = dataclasses.asdict(WorldSpec())
-    values = {}
-    for override in overrides:
-        key, _, text = override.partition("=")
-        if key not in defaults:
-            raise InputError(f"unknown world option {key!r}; known: {sorted(defaults)}")
-        try:
-            values[key] = type(defaults[key])(text)
-        except ValueError:
-            raise InputError(f"world option {key}={text!r}: expected {type(defaults[key]).__name__}") from None
-    return WorldSpec(**values)
+    """A WorldSpec from `key=value` overrides, read as every config in the project is."""
+    return configfile.build(WorldSpec, configfile.apply_overrides({}, overrides), "world option")
 
 
 def accuracy_table(spec: WorldSpec, config: TrainConfig, methods: set[str]) -> str:
@@ -82,14 +87,15 @@ def accuracy_table(spec: WorldSpec, config: TrainConfig, methods: set[str]) -> s
     if "ex-mcr" in methods:
         runs["Ex-MCR"] = ("ex-mcr", mem, config)
     if "ablations" in methods:
-        runs.update({name: ("c-mcr", mem, dataclasses.replace(config, **change))
-                     for name, change in ABLATIONS.items()})
+        runs.update({name: (method, mem, dataclasses.replace(config, **change))
+                     for name, (method, change) in ABLATIONS.items()})
     rows = {}
     if "baselines" in methods:
         oracle_p, oracle_q = world.pairs(spec.n_overlap, seed_offset=3)
         oracle = ConnectionMemories(o_x=oracle_p, o_y=oracle_q, p=mem.p, q=mem.q, x="x", y="y")
-        runs["oracle: C-MCR projectors on true (p, q) pairs"] = (
-            "c-mcr", oracle, dataclasses.replace(config, semantic_consistency=False))
+        true_pairs_only = dataclasses.replace(config, semantic_consistency=False)
+        runs[ORACLE] = ("c-mcr", oracle, true_pairs_only)
+        runs["oracle: Ex-MCR head on true (p, q) pairs (base frozen)"] = ("ex-mcr", oracle, true_pairs_only)
         bridge = text_bridge(mem.o_y, mem.o_x)
         rows["text bridge (least squares on overlap)"] = pair_recalls(test_p, test_q @ bridge)
     for name, (method, memories, run_config) in tqdm(runs.items(), desc="benchmark"):
@@ -101,6 +107,9 @@ def accuracy_table(spec: WorldSpec, config: TrainConfig, methods: set[str]) -> s
                    f"best epoch {result.metrics['best_epoch']})")
     chance = chance_metrics(len(test_p), ks=(1, 5))
     rows["chance"] = {f"{way} R@{k}": chance[f"R@{k}"] for way in ("q→p", "p→q") for k in (1, 5)}
+    if ORACLE in rows:
+        for row in rows.values():
+            row["q→p R@1 / oracle (%)"] = 100 * row["q→p R@1"] / rows[ORACLE]["q→p R@1"]
     return markdown_table(rows, title=f"method (test pairs: {len(test_p)})")
 
 
@@ -128,24 +137,25 @@ def _memmapped_world(world: SyntheticWorld, folder: Path) -> ConnectionMemories:
     reuse the files of an earlier run with the same sizes)."""
     spec = world.spec
     sizes = {"o_x": spec.n_overlap, "o_y": spec.n_overlap, "p": spec.n_p, "q": spec.n_q}
+    widths = {"o_x": spec.dim, "p": spec.dim, "o_y": spec.leaf_dim or spec.dim, "q": spec.leaf_dim or spec.dim}
     folder.mkdir(parents=True, exist_ok=True)
     existing = {role: np.load(folder / f"{role}.npy", mmap_mode="r")
                 for role in sizes if (folder / f"{role}.npy").is_file()}
-    if all(role in existing and existing[role].shape == (rows, spec.dim)
+    if all(role in existing and existing[role].shape == (rows, widths[role])
            for role, rows in sizes.items()):
         return ConnectionMemories(**existing, x="x", y="y")
     rng = np.random.default_rng([spec.seed, 1])
     arrays = {role: np.lib.format.open_memmap(folder / f"{role}.npy", mode="w+", dtype=np.float16,
-                                              shape=(rows, spec.dim))
+                                              shape=(rows, widths[role]))
               for role, rows in sizes.items()}
     for start in tqdm(range(0, max(sizes.values()), 65536), desc="writing memmaps"):
         stop = {role: min(start + 65536, rows) for role, rows in sizes.items()}
-        overlap = world.latents(max(0, stop["o_x"] - start), rng)
-        arrays["o_x"][start:stop["o_x"]] = world.x.render("o", overlap, rng)
-        arrays["o_y"][start:stop["o_y"]] = world.y.render("o", overlap, rng)
+        count = max(0, stop["o_x"] - start)
+        overlap, wording = world.latents(count, rng), world.private(count, rng)
+        arrays["o_x"][start:stop["o_x"]] = world.x.render("o", overlap, wording, rng)
+        arrays["o_y"][start:stop["o_y"]] = world.y.render("o", overlap, wording, rng)
         for role, mcr in (("p", world.x), ("q", world.y)):
-            latents = world.latents(max(0, stop[role] - start), rng)
-            arrays[role][start:stop[role]] = mcr.render(role, latents, rng)
+            arrays[role][start:stop[role]] = world.render(mcr, role, max(0, stop[role] - start), rng)
     for array in arrays.values():
         array.flush()
     opened = {role: np.load(folder / f"{role}.npy", mmap_mode="r") for role in arrays}
@@ -167,7 +177,11 @@ def run(args: argparse.Namespace) -> None:
     config = load_config(None, args.overrides)
     spec = world_spec(args.world)
     print(f"world: {spec}\nconfig: {config}\ntorch threads: {torch.get_num_threads()}")
-    if args.scale:
+    if args.sweep == "defaults":
+        print(defaults_sweep(spec, config))
+    elif args.sweep == "selection":
+        print(selection_sweep(spec, config, tuple(int(seed) for seed in args.seeds.split(","))))
+    elif args.scale:
         print("| overlap rows | p, q rows | dim | write memmaps | pseudo pairs | training | peak RSS "
               "before training | peak RSS after | dense N_O×N fp32 scores would need |")
         print("|---|---|---|---|---|---|---|---|---|")

@@ -12,6 +12,9 @@
         --query-column audio=audio --target-column image=image --space owner/space
     # the synthetic MCR world, trained quickly
     python scripts/evaluate.py --synthetic --epochs 10
+    # zero-shot ModelNet40 (Acc@1/3/5 over the 40 classes) from its test split, any space that places
+    # points and text; --corpus checks the training text for the evaluation's prompts
+    python scripts/evaluate.py --protocol modelnet40 --data ModelNet40/ --space official-ex-mcr --corpus builtin
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode.add_argument("--memory", type=Path, help="feature memory folder (with --query and --target)")
     mode.add_argument("--query-folder", help="folder of query files, or hf://datasets/... (with --target-folder)")
     mode.add_argument("--synthetic", action="store_true", help="train and evaluate on the synthetic world")
+    mode.add_argument("--protocol", choices=("modelnet40",), help="a paper protocol (with --data and --space)")
     parser.add_argument("--gallery", type=Path, help=".npy of gallery embeddings, row-aligned with --queries")
     parser.add_argument("--query", help="MODALITY/ENCODER set of the memory to query with, e.g. audio/clap")
     parser.add_argument("--target", help="MODALITY/ENCODER set of the memory to retrieve, e.g. image/clip")
@@ -54,6 +58,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device")
     parser.add_argument("--epochs", type=int, default=10, help="training epochs for --synthetic")
     parser.add_argument("--size", type=int, default=5000, help="memory rows per set for --synthetic")
+    parser.add_argument("--data", help="the protocol's data: the ModelNet40 folder (<class>/test/*.off, or "
+                                       "modelnet40_normal_resampled with modelnet40_test.txt), local or "
+                                       "hf://datasets/OWNER/NAME[@REVISION][/FOLDER] holding those files")
+    parser.add_argument("--up-axis", choices=("y", "z"), default="y", help="the shapes' up axis (z: turn them upright)")
+    parser.add_argument("--corpus", help="training text to check for the evaluation's prompts: a .txt/.jsonl/.csv "
+                                         "file, a feature memory folder, or 'builtin' (the built-in corpus)")
     return parser.parse_args(argv)
 
 
@@ -101,8 +111,46 @@ def rows_for(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     return {f"{Path(args.query_folder).name} → {Path(args.target_folder).name}": metrics}
 
 
+def modelnet40_report(args: argparse.Namespace) -> str:
+    """The Acc@1/3/5 table, and a line saying whether the training text holds the prompts."""
+    from cmcr.evaluation.modelnet40 import chance_accuracy, evaluate_modelnet40, prompt_leaks, read_test_split
+    from cmcr.retrieval.search import load_embedder
+
+    if not args.data or not args.space and args.profile != "tiny":
+        raise InputError("--protocol modelnet40 needs --data (the ModelNet40 folder) and --space.")
+    shapes = read_test_split(local_folder(args.data))
+    embedder = load_embedder(args.space, args.profile, args.device)
+    metrics = evaluate_modelnet40(embedder, shapes, up_axis=args.up_axis,
+                                  progress=lambda batches: tqdm(batches, desc="embedding shapes", unit="batch"))
+    table = markdown_table({f"ModelNet40 zero-shot ({len(shapes)} shapes)": metrics, "chance": chance_accuracy()})
+    if not args.corpus:
+        return table + ("\ncorpus check: not run; pass --corpus with the space's training text to check it "
+                        "for the prompts")
+    leaks = prompt_leaks(corpus_lines(args.corpus))
+    if not leaks:
+        return table + f"\ncorpus check: none of the evaluation's prompts occur in {args.corpus}"
+    return table + (f"\nWARNING: {len(leaks)} of the evaluation's prompts occur in {args.corpus} (e.g. "
+                    f"{'; '.join(leaks[:3])}); a space trained on it has seen them, so these scores may be inflated")
+
+
+def corpus_lines(source: str) -> list[str]:
+    """The sentences of a text file, a feature memory's text items, or the built-in corpus."""
+    from cmcr.data.corpus import default_corpus
+    from cmcr.data.features import FeatureMemory
+    from cmcr.data.sources import read_text_file
+
+    if source == "builtin":
+        return default_corpus()
+    path = Path(source)
+    if path.is_dir():
+        return [item["text"] for item in FeatureMemory(path).items("text")]
+    return [item["text"] for item in read_text_file(path)]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.protocol:
+        return run_reporting_errors(lambda: print(modelnet40_report(args)))
     return run_reporting_errors(lambda: print(markdown_table(rows_for(args))))
 
 

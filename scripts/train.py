@@ -177,7 +177,7 @@ def train_from_features(args: argparse.Namespace) -> None:
                                histories={connection: entry["history"] for connection, entry in own.items()})
         folders.append(write_space_folder(folder, trained, own, run_config=run_config, notes=notes))
     for name, entry in report.items():
-        print(f"{name}: validation R@1 {entry['metrics']['val_r1']} "
+        print(f"{name}: held-out {config.selection} R@1 {entry['metrics']['val_r1']} "
               f"(best epoch {entry['metrics']['best_epoch']})")
     shutil.rmtree(state, ignore_errors=True)  # the spaces hold everything now
     print("saved:", ", ".join(str(folder) for folder in folders))

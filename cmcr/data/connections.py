@@ -18,6 +18,7 @@ class Connection:
     """Which memory files one connection trains on (roles as in docs/architecture.md).
 
     X holds the overlap `o` and `p`, Y holds `o` and `q`; each role is (modality, encoder).
+    `cmcr_projector` is the architecture of the official C-MCR release's projectors for it.
     """
 
     name: str
@@ -27,6 +28,7 @@ class Connection:
     o_y: tuple[str, str]
     p: tuple[str, str]
     q: tuple[str, str]
+    cmcr_projector: str = "two-layer"
 
     def files(self) -> dict[str, tuple[str, str]]:
         return {"o_x": self.o_x, "o_y": self.o_y, "p": self.p, "q": self.q}
@@ -38,7 +40,7 @@ CONNECTIONS: dict[str, Connection] = {
         Connection("clap→clip", x="clip", y="clap", o_x=("text", "clip"), o_y=("text", "clap"),
                    p=("image", "clip"), q=("audio", "clap")),
         Connection("ulip→clip", x="clip", y="ulip", o_x=("image", "clip"), o_y=("image", "ulip"),
-                   p=("text", "clip"), q=("points", "ulip")),
+                   p=("text", "clip"), q=("points", "ulip"), cmcr_projector="one-layer"),
     )
 }
 
@@ -61,8 +63,9 @@ def available_connections(memory: FeatureMemory) -> list[str]:
 
 
 def load_connection(memory: FeatureMemory, name: str, mmap: bool = True) -> dict[str, Any]:
-    """The arrays of one connection by role, plus encoder names: keys o_x, o_y, p, q, x, y
-    (the fields of `cmcr.training.memories.ConnectionMemories`)."""
+    """The arrays of one connection by role, plus encoder names and the official C-MCR projector
+    architecture: keys o_x, o_y, p, q, x, y, cmcr_projector (the fields of
+    `cmcr.training.memories.ConnectionMemories`)."""
     connection = get_connection(name)
     arrays = {role: memory.load(*where, mmap=mmap) for role, where in connection.files().items()}
-    return {**arrays, "x": connection.x, "y": connection.y}
+    return {**arrays, "x": connection.x, "y": connection.y, "cmcr_projector": connection.cmcr_projector}

@@ -5,6 +5,11 @@ ULIP→CLIP. Shipping a generated corpus means `python scripts/train.py` needs n
 The sentences describe what the other modalities hold (sound events, objects, scenes and 3D shape
 categories), so that the text memory covers the semantic neighbourhoods the pseudo partners are
 drawn from. Generation is a pure function of (size, seed): the same call gives the same list.
+
+The shape sentences never use the zero-shot 3D prompts (`cmcr.data.vocabulary.TEMPLATES["points"]`,
+which the ModelNet40 protocol scores with): the ULIP→CLIP connection aggregates its text memory,
+so a prompt in it would hand the evaluation its own answers. The sound and image sentences do
+share templates with the app's default audio and image labels; no evaluation protocol uses those.
 """
 
 from __future__ import annotations
@@ -82,9 +87,9 @@ SCENE_TEMPLATES = (
     "{sc}, where {s} can be heard.",
 )
 SHAPE_TEMPLATES = (
-    "a 3D model of a {sh}.", "a point cloud of a {sh}.", "a {m} {sh}.", "a {z} {m} {sh}.",
-    "a {c} {sh}.", "a CAD model of a {z} {sh}.", "a {sh} seen from above.",
-    "a 3D scan of a {c} {m} {sh}.", "there is a {sh} in the scene.",
+    "a CAD model of a {sh}.", "a mesh of a {c} {sh} with smooth surfaces.", "a {m} {sh}.",
+    "a {z} {m} {sh}.", "a {c} {sh}.", "a CAD model of a {z} {sh}.", "a {sh} seen from above.",
+    "a 3D scan of a {c} {m} {sh}.", "a {sh} standing in an empty room.",
 )
 _A_BEFORE_VOWEL = re.compile(r"\b([Aa]) (?=[aeiouAEIOU])")
 FAMILIES = (
@@ -118,12 +123,12 @@ def default_corpus(size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED) -> list[s
     """`size` distinct sentences, deterministic in (size, seed).
 
     Every label of every vocabulary appears at least once (in a plain "the sound of …" /
-    "a photo of …" / "a 3D model of a …" sentence) before the templated variations fill the rest.
+    "a photo of …" / "a CAD model of a …" sentence) before the templated variations fill the rest.
     """
     if not isinstance(size, int) or size < 1:
         raise InputError(f"corpus size must be a positive integer, got {size!r}")
     basics = ([f"The sound of {s}." for s in SOUND_EVENTS] + [f"A photo of {o}." for o in OBJECTS]
-              + [f"A photo of {sc}." for sc in SCENES] + [_tidy(f"A 3D model of a {sh}.") for sh in SHAPES])
+              + [f"A photo of {sc}." for sc in SCENES] + [_tidy(f"A CAD model of a {sh}.") for sh in SHAPES])
     rng = random.Random(seed)
     rng.shuffle(basics)
     sentences = dict.fromkeys(basics[:size])

@@ -24,7 +24,6 @@ from cmcr.errors import InputError
 
 SAMPLES = ("toilet", "BBQ", "train")
 TEXTS = ("a toilet", "BBQ", "a train")
-SCALE = 10.0  # the official demos' softmax(10 · cos)
 TOLERANCE = 0.05
 # Which encoder embeds each modality in every official space (text through CLIP, as officially).
 ENCODER_OF = {"image": "clip", "text": "clip", "audio": "clap", "points": "ulip"}
@@ -88,12 +87,13 @@ def encoder_features(inputs: SampleInputs, encoders: Mapping[str, Any], modaliti
 
 def similarity_matrices(space: Any, features: Mapping[str, np.ndarray],
                         pairs: list[tuple[str, str]]) -> dict[tuple[str, str], np.ndarray]:
-    """softmax(SCALE · cos) per pair, rows summing to one, in `space`."""
+    """softmax(scale · cos) per pair, rows summing to one, in `space`, at the space's own scale
+    (10 for the official spaces, as in the official demos)."""
     projected = {modality: space.project(ENCODER_OF[modality], modality, features[modality])
                  for modality in {m for pair in pairs for m in pair}}
     matrices = {}
     for first, second in pairs:
-        logits = SCALE * projected[first] @ projected[second].T
+        logits = space.logit_scale * projected[first] @ projected[second].T
         exp = np.exp(logits - logits.max(axis=1, keepdims=True))
         matrices[(first, second)] = exp / exp.sum(axis=1, keepdims=True)
     return matrices

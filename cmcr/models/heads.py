@@ -80,8 +80,10 @@ class TwoBlockMLP(nn.Module):
 class ExMCRHead(nn.Module):
     """Maps a leaf MCR into the frozen base space: `Head1` (linear) then `Head2` (MLP).
 
-    `Head1` starts as the identity so training begins from "the leaf space is the base space",
-    which is where the official release starts too.
+    The two stages are Ex-MCR's decoupled projector: the linear `Head1` (f1) aligns the leaf's
+    own modalities with each other inside the leaf space, the MLP `Head2` (f_m) carries the
+    result into the base space (`stages` gives both, for training). `Head1` starts as the
+    identity, so training begins from the leaf space unchanged.
     """
 
     def __init__(self, dim_in: int = 512, hidden: int = 1024, dim_out: int = 512) -> None:
@@ -93,7 +95,12 @@ class ExMCRHead(nn.Module):
         self.spec = {"kind": KIND_EXMCR, "dim_in": dim_in, "hidden": hidden, "dim_out": dim_out}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.Head2(self.Head1(x)), dim=-1)
+        return self.stages(x)[1]
+
+    def stages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(f1(x) inside the leaf space, unnormalised; the unit rows in the base space)."""
+        inner = self.Head1(x)
+        return inner, F.normalize(self.Head2(inner), dim=-1)
 
 
 _BUILDERS = {

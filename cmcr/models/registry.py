@@ -61,6 +61,8 @@ LICENSE = "CC-BY-4.0"
 LICENSE_URL = "https://creativecommons.org/licenses/by/4.0/"
 EXMCR_PAPER = "https://arxiv.org/abs/2310.08884"
 CMCR_PAPER = "https://arxiv.org/abs/2305.14381"
+# The official demos score softmax(10 · cos); the official spaces carry that scale.
+OFFICIAL_LOGIT_SCALE = 10.0
 # What the official projectors were trained on: the heads expect embeddings from exactly these,
 # our default encoders.
 OFFICIAL_ENCODERS = {name: {"weights": info.weights, "profile": "full"} for name, info in ENCODERS.items()}
@@ -105,6 +107,7 @@ class PretrainedSpace:
     credit: str
     license: str = LICENSE
     encoders: dict = field(default_factory=lambda: dict(OFFICIAL_ENCODERS))
+    logit_scale: float = OFFICIAL_LOGIT_SCALE
 
     def provenance(self) -> dict:
         """Plain data for config.json, the model card and the app's header line."""

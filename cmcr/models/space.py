@@ -29,10 +29,11 @@ from cmcr.errors import CheckpointError, InputError
 from cmcr.hub import download_release_file, download_space
 from cmcr.models.card import PIPELINE_TAG, TAGS, space_card
 from cmcr.models.heads import LAYOUT_EXMCR, ExMCRHead, build_head, load_official
-from cmcr.models.registry import ENCODER_MODALITIES, GROUPS, PRETRAINED, is_pretrained_name, list_pretrained
-from cmcr.models.space_format import (CARD_NAME, CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, check_config,
-                                      check_shape, config_heads, file_tensors, head_state, read_config,
-                                      read_weights)
+from cmcr.models.registry import (ENCODER_MODALITIES, GROUPS, OFFICIAL_LOGIT_SCALE, PRETRAINED, is_pretrained_name,
+                                  list_pretrained)
+from cmcr.models.space_format import (CARD_NAME, CONFIG_NAME, DEFAULT_LOGIT_SCALE, FORMAT_VERSION, WEIGHTS_NAME,
+                                      check_config, check_shape, config_heads, file_tensors, head_state,
+                                      read_config, read_weights)
 
 # Rows projected per step: bounds host/GPU memory when a caller hands us a 1M-row memory map.
 CHUNK_ROWS = 65536
@@ -72,11 +73,13 @@ class UnifiedSpace(nn.Module, PyTorchModelHubMixin, library_name="cmcr", pipelin
         hyperparameters: dict | None = None,
         metrics: dict | None = None,
         source: str | None = None,
+        logit_scale: float | None = None,
     ) -> "UnifiedSpace":
         """Assemble a space from trained heads (each carrying `.spec`, as heads.py builds them).
 
         `encoders` adds per-encoder facts worth keeping with the weights, e.g.
-        `{"clap": {"checkpoint": "630k-fusion-best.pt", "revision": "abc123"}}`.
+        `{"clap": {"checkpoint": "630k-fusion-best.pt", "revision": "abc123"}}`. `logit_scale`
+        is the scale its zero-shot probabilities use (1/τ of training; None: the default).
         """
         extra = encoders or {}
         names = ([base] if base else []) + sorted(heads)
@@ -101,6 +104,8 @@ class UnifiedSpace(nn.Module, PyTorchModelHubMixin, library_name="cmcr", pipelin
         }
         if source:
             config["source"] = source
+        if logit_scale is not None:
+            config["logit_scale"] = float(logit_scale)
         return cls(config, heads)
 
     @classmethod
@@ -120,12 +125,14 @@ class UnifiedSpace(nn.Module, PyTorchModelHubMixin, library_name="cmcr", pipelin
             heads = {name: head for item in imported for name, head in item.heads.items()}
             if len(heads) != len(imported):
                 raise CheckpointError(f"two Ex-MCR files map the same leaf: {names}")
-            return cls.build("ex-mcr", heads, base="clip", source=f"official: {names}")
+            return cls.build("ex-mcr", heads, base="clip", source=f"official: {names}",
+                             logit_scale=OFFICIAL_LOGIT_SCALE)
         if len(imported) != 1:
             raise CheckpointError(
                 f"a C-MCR space comes from exactly one official pair file, got: {names}"
             )
-        return cls.build("c-mcr", imported[0].heads, source=f"official: {names}")
+        return cls.build("c-mcr", imported[0].heads, source=f"official: {names}",
+                         logit_scale=OFFICIAL_LOGIT_SCALE)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, revision: str | None = None, *,
@@ -169,6 +176,7 @@ class UnifiedSpace(nn.Module, PyTorchModelHubMixin, library_name="cmcr", pipelin
         config = copy.deepcopy(imported.config)
         config["provenance"] = entry.provenance()
         config["source"] = f"{name}: {entry.title}"
+        config["logit_scale"] = entry.logit_scale
         for encoder, facts in config["encoders"].items():
             facts.update(entry.encoders.get(encoder, {}))
         return cls(config, dict(imported.heads))
@@ -248,6 +256,13 @@ class UnifiedSpace(nn.Module, PyTorchModelHubMixin, library_name="cmcr", pipelin
     @property
     def dim(self) -> int:
         return self.config["dim"]
+
+    @property
+    def logit_scale(self) -> float:
+        """Zero-shot probabilities are softmax(logit_scale · cos): the scale config.json names
+        (10 for the official spaces, 1/τ for ours), or DEFAULT_LOGIT_SCALE for spaces saved
+        before the field existed."""
+        return float(self.config.get("logit_scale", DEFAULT_LOGIT_SCALE))
 
     @property
     def provenance(self) -> dict | None:

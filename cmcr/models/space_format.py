@@ -26,6 +26,10 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 METHODS = ("ex-mcr", "c-mcr")
+# softmax(scale · cos) turns a space's similarities into probabilities. A space's config.json names
+# its own scale (`logit_scale`); spaces saved before it did get 10: what the official demos use, and
+# 1/τ for the InfoNCE temperature τ = 0.1 that every space we trained then used.
+DEFAULT_LOGIT_SCALE = 10.0
 
 
 def check_shape(features: Any, in_dim: int, what: str) -> None:
@@ -101,6 +105,9 @@ def check_config(config: dict, heads: dict[str, nn.Module]) -> None:
         elif spec["dim_out"] != dim or spec["dim_in"] != encoders.get(name, {}).get("dim"):
             problems.append(f"head {name!r} maps {spec['dim_in']}→{spec['dim_out']}, config says "
                             f"{encoders.get(name, {}).get('dim')}→{dim}")
+    scale = config.get("logit_scale", DEFAULT_LOGIT_SCALE)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < float("inf"):
+        problems.append(f"logit_scale must be a positive number, got {scale!r}")
     if base and encoders.get(base, {}).get("dim") != dim:
         problems.append(f"base encoder {base!r} must have the space's dim {dim}")
     try:

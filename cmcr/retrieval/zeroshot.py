@@ -12,13 +12,10 @@ from cmcr.data.vocabulary import DEFAULT_LABELS, TEMPLATES
 from cmcr.errors import InputError
 from cmcr.retrieval.search import SpaceEmbedder, query_rows
 
-# CLIP's learned logit scale; zero-shot probabilities are softmax(scale * cosine).
-LOGIT_SCALE = 100.0
-
 
 class ZeroShotClassifier:
     """Labels as averaged prompt embeddings in the space ("a 3D model of a {}." ...); inputs
-    are scored against them with CLIP's logit scale."""
+    are scored against them as softmax(scale · cos), with the space's own `logit_scale`."""
 
     def __init__(self, embedder: SpaceEmbedder, labels: Sequence[str],
                  templates: Sequence[str] = ("{}",)) -> None:
@@ -26,11 +23,12 @@ class ZeroShotClassifier:
         if not templates or any("{}" not in template for template in templates):
             raise InputError("Every prompt template must contain '{}' where the label goes.")
         self.matrix = embedder.label_matrix(self.labels, templates)
+        self.logit_scale = embedder.space.logit_scale
 
     def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
         """(N, len(labels)) rows summing to one."""
         rows = np.atleast_2d(np.asarray(embeddings, dtype=np.float32))
-        logits = LOGIT_SCALE * (rows @ self.matrix.T)
+        logits = self.logit_scale * (rows @ self.matrix.T)
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)

@@ -15,6 +15,13 @@ from cmcr import config as configfile
 from cmcr.errors import InputError
 
 LABEL = "training option"
+# Ex-MCR objectives: "decoupled" as the paper describes it (λ on the linear stage's intra-space
+# alignment); "anchored", the earlier one kept as an ablation (λ pulls final outputs onto base partners).
+EXMCR_OBJECTIVES = ("decoupled", "anchored")
+# Held-out signals for early stopping and best-epoch choice (docs/method.md measures them).
+SELECTION_SIGNALS = ("pseudo", "overlap", "mix")
+# C-MCR projector architectures; "official" picks the one each official release uses for its connection.
+CMCR_PROJECTORS = ("official", "two-layer", "one-layer")
 
 
 @dataclass
@@ -23,11 +30,14 @@ class TrainConfig:
     (docs/method.md records the sweep that picked them)."""
 
     agg_temperature: float = 0.01  # τ_agg: softmax temperature of memory aggregation
-    noise_variance: float = 0.004  # σ²: semantic completion noise (0 disables completion)
+    noise_cosine: float = 0.9  # semantic completion: expected cos(x, x + noise), at any width (1: none)
     top_k: int | None = None  # aggregate over each query's k nearest memory rows only
     semantic_consistency: bool = True  # False: train on overlap pairs only (ablation)
     temperature: float = 0.1  # τ: InfoNCE temperature
     intra_weight: float = 0.1  # λ: weight of the intra-MCR alignment term
+    exmcr_objective: str = "decoupled"  # one of EXMCR_OBJECTIVES
+    selection: str = "pseudo"  # model-selection signal, one of SELECTION_SIGNALS
+    cmcr_projector: str = "official"  # one of CMCR_PROJECTORS
     hidden: int = 1024  # projector hidden width
     dim_out: int | None = None  # C-MCR connected-space width (None: the X encoder's width)
     epochs: int = 20
@@ -55,8 +65,8 @@ class TrainConfig:
         positive = ["agg_temperature", "temperature", "hidden", "epochs", "batch_size", "lr",
                     "patience", "agg_chunk_size", "val_max_rows"]
         bad = [name for name in positive if not getattr(self, name) > 0]
-        bad += [name for name in ("noise_variance", "intra_weight", "weight_decay")
-                if getattr(self, name) < 0]
+        bad += [name for name in ("intra_weight", "weight_decay") if getattr(self, name) < 0]
+        bad += [] if 0 < self.noise_cosine <= 1 else ["noise_cosine"]
         bad += [name for name in ("val_fraction", "warmup_fraction")
                 if not 0 <= getattr(self, name) < 1]
         bad += [name for name in ("top_k", "dim_out")
@@ -64,6 +74,10 @@ class TrainConfig:
         if bad:
             raise InputError(f"training option(s) out of range: {', '.join(bad)} "
                              f"(got {[getattr(self, name) for name in bad]})")
+        for name, choices in (("exmcr_objective", EXMCR_OBJECTIVES), ("selection", SELECTION_SIGNALS),
+                              ("cmcr_projector", CMCR_PROJECTORS)):
+            if getattr(self, name) not in choices:
+                raise InputError(f"training option {name}={getattr(self, name)!r}: choose one of {choices}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

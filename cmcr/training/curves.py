@@ -23,7 +23,8 @@ def save_training_curve(history: Mapping[str, list[float]], path: str | Path,
         loss_axis.plot(epochs, history[name], label=name)
     loss_axis.set(xlabel="epoch", ylabel="loss", title=title)
     loss_axis.legend()
-    for name in ("val_r1", "valid_q2p_r1"):
+    held_out = [name for name in ("val_overlap_r1", "val_pseudo_r1") if name in history] or ["val_r1"]
+    for name in (*held_out, "valid_q2p_r1"):
         if name in history:
             metric_axis.plot(epochs, history[name], label=name)
     metric_axis.set(xlabel="epoch", ylabel="R@1 (%)", title="held-out retrieval")

@@ -1,4 +1,4 @@
-"""Semantic enhancement of unpaired memories (DESIGN §1).
+"""Semantic enhancement of unpaired memories: pseudo partners and completion noise.
 
 `aggregate` builds pseudo partners (inter-MCR semantic consistency): each query row is replaced
 by a softmax-weighted mixture of memory rows. Memories reach millions of rows, so the softmax is
@@ -8,12 +8,15 @@ chosen device. Each memory chunk is read once, which matters when the memory is 
 memmap on disk.
 
 `complete` is intra-MCR semantic completion: Gaussian noise on the sphere, drawn fresh every
-step so the projectors see a neighbourhood of each embedding rather than a point.
+step so the projectors see a neighbourhood of each embedding rather than a point. Its strength
+is given as the cosine a noisy row keeps with its original (`noise_std`), because a fixed
+per-dimension variance means ever more noise as the width grows.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -81,6 +84,17 @@ def tf32_products(device: torch.device, enabled: bool = True) -> Iterator[None]:
 def _all_float16(*arrays: ArrayLike | None) -> bool:
     return all(array.dtype == (torch.float16 if isinstance(array, torch.Tensor) else np.float16)
                for array in arrays if array is not None)
+
+
+def noise_std(cosine: float, dim: int) -> float:
+    """The per-dimension σ for which `complete` keeps cos(x, x̃) ≈ `cosine` in `dim` dimensions.
+
+    For a unit row and ε ~ N(0, σ²I), ‖x + ε‖² concentrates at 1 + σ²·dim while x·(x + ε)
+    stays near 1, so the cosine is 1/√(1 + σ²·dim); solved for σ.
+    """
+    if not 0 < cosine <= 1:
+        raise ValueError(f"noise cosine must be in (0, 1], got {cosine}")
+    return math.sqrt((cosine ** -2 - 1) / dim)
 
 
 def complete(x: torch.Tensor, sigma: float, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Training objectives (DESIGN §1): contrastive alignment across MCRs, gap closing within one."""
+"""Training objectives: contrastive alignment across MCRs, gap closing within one."""
 
 from __future__ import annotations
 
@@ -20,3 +20,16 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tens
 def intra_alignment(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean over rows of the squared L2 distance ‖a_i − b_i‖² (pulls paired modalities together)."""
     return (a - b).pow(2).sum(dim=1).mean()
+
+
+def paired_gap(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean ‖a_i − b_i‖² as a fraction of the mean squared distance between unpaired rows
+    (0: every pair coincides; about 1: the pairing carries nothing).
+
+    For rows that are not normalised and feed a BatchNorm next (Ex-MCR's linear stage): there a
+    plain squared distance has a free minimum, since shrinking the layer or growing its bias
+    lowers it while the BatchNorm undoes both. A ratio to the spread cannot be lowered that way.
+    """
+    both = torch.cat([a, b])
+    unpaired = 2 * (both - both.mean(dim=0)).pow(2).sum(dim=1).mean()
+    return (a - b).pow(2).sum(dim=1).mean() / unpaired.clamp_min(1e-12)

@@ -28,7 +28,8 @@ class ConnectionMemories:
     """Unpaired memories of one connection (docs/architecture.md): unit rows, arrays or tensors.
 
     `o_x[i]` and `o_y[i]` embed the same overlap item with X and Y; `p` (X only) and `q`
-    (Y only) are unrelated item sets.
+    (Y only) are unrelated item sets. X and Y may have different widths. `cmcr_projector` is the
+    C-MCR projector architecture the official release uses for this connection.
     """
 
     o_x: ArrayLike
@@ -37,6 +38,7 @@ class ConnectionMemories:
     q: ArrayLike
     x: str
     y: str
+    cmcr_projector: str = "two-layer"
 
     def check(self) -> None:
         if self.o_x.shape[0] != self.o_y.shape[0]:
@@ -48,6 +50,8 @@ class ConnectionMemories:
                              f"{tuple(self.q.shape)}")
         if min(self.o_x.shape[0], self.p.shape[0], self.q.shape[0]) < 2:
             raise InputError("every memory needs at least 2 rows to train on")
+        if self.cmcr_projector not in ("two-layer", "one-layer"):
+            raise InputError(f"cmcr_projector {self.cmcr_projector!r}: choose 'two-layer' or 'one-layer'")
 
 
 @dataclass
@@ -98,6 +102,15 @@ def to_pairs(queries: ArrayLike, gallery: ArrayLike, rows: np.ndarray | None,
     return _rows_on(queries, rows, device), _rows_on(gallery, rows, device)
 
 
+def held_out_pseudo_pairs(mem: ConnectionMemories, rows: np.ndarray, config: TrainConfig,
+                          device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(q̂, p̂) of held-out overlap rows: the pseudo partners training would make of them. No
+    true (p, q) pair exists, so retrieval q̂ → p̂ is the nearest thing to the target task."""
+    mix = _mixer(config, device)
+    return (mix(_rows_on(mem.o_y, rows, device), mem.q),
+            mix(_rows_on(mem.o_x, rows, device), mem.p))
+
+
 def pseudo_views(mem: ConnectionMemories, rows: np.ndarray, method: str, config: TrainConfig,
                  device: torch.device) -> list[Views]:
     """Pseudo partners, computed once per run: overlap-centred always; Ex-MCR adds p- and
@@ -128,9 +141,9 @@ def _mixer(config: TrainConfig, device: torch.device) -> Callable:
 
 
 def _mix_pair(mix: Callable, queries: torch.Tensor, keys: torch.Tensor, partner: torch.Tensor):
-    """Aggregate over `keys` and mix the row-aligned `partner` with the same weights."""
+    """Aggregate over `keys` and mix the row-aligned `partner` (of any width) with the same weights."""
     both = mix(queries, keys, torch.cat([keys, partner], dim=1))
-    own, other = both.float().chunk(2, dim=1)
+    own, other = both.float().split([keys.shape[1], partner.shape[1]], dim=1)
     return F.normalize(own, dim=1).half(), F.normalize(other, dim=1).half()
 
 

@@ -53,14 +53,15 @@ def build_spaces(results: Mapping[str, TrainResult], method: str, config: TrainC
     """
     hyperparameters = config.to_dict()
     metrics = {name: json_safe(result.metrics) for name, result in results.items()}
+    scale = 1 / config.temperature  # the sharpness the heads were trained at
     if method == "ex-mcr":
         heads = {leaf: head for result in results.values() for leaf, head in result.heads.items()}
         (base,) = {get_connection(name).x for name in results}
         return UnifiedSpace.build(method, heads, base=base, encoders=encoders,
-                                  hyperparameters=hyperparameters, metrics=metrics)
+                                  hyperparameters=hyperparameters, metrics=metrics, logit_scale=scale)
     return {name.replace("→", "-"): UnifiedSpace.build(
         method, result.heads, encoders=encoders, hyperparameters=hyperparameters,
-        metrics=metrics[name]) for name, result in results.items()}
+        metrics=metrics[name], logit_scale=scale) for name, result in results.items()}
 
 
 def spaces_by_folder(spaces: UnifiedSpace | dict[str, UnifiedSpace], connections: list[str]

@@ -25,12 +25,13 @@ from tqdm.auto import tqdm
 
 from cmcr.atomic import replacing
 from cmcr.errors import InputError
-from cmcr.models.heads import CMCRProjector, ExMCRHead
+from cmcr.models.heads import CMCRProjector, ExMCRHead, OneLayerProjector
 from cmcr.models.space_format import METHODS
 from cmcr.training.config import TrainConfig
-from cmcr.training.enhance import complete
-from cmcr.training.losses import info_nce, intra_alignment
-from cmcr.training.memories import ArrayLike, ConnectionMemories, Views, pseudo_views, split_overlap, to_pairs
+from cmcr.training.enhance import complete, noise_std
+from cmcr.training.losses import info_nce, intra_alignment, paired_gap
+from cmcr.training.memories import (ArrayLike, ConnectionMemories, Views, held_out_pseudo_pairs, pseudo_views,
+                                    split_overlap, to_pairs)
 
 STATE_FILE = "state.pt"
 
@@ -70,10 +71,13 @@ def train_connection(
 ) -> TrainResult:
     """Train the heads of one connection (C-MCR: both projectors; Ex-MCR: the leaf Y → base X).
 
+    Held-out overlap rows give two signals each epoch: `val_overlap_r1` (O_Y → O_X R@1) and
+    `val_pseudo_r1` (R@1 between their pseudo partners, q̂ → p̂); `config.selection` picks which
+    (or their mean, "mix") is `val_r1`, the one early stopping and the best epoch follow.
     `valid` = (p, q) row-aligned true pairs, when known (e.g. the synthetic world): their q→p
-    R@1 is logged each epoch for inspection only; model selection uses the held-out overlap.
-    With `state_dir`, the state is saved after every epoch and an existing state there is
-    resumed. `on_epoch_end(epoch, history)` is called after each saved epoch.
+    R@1 is logged each epoch for inspection only. With `state_dir`, the state is saved after
+    every epoch and an existing state there is resumed. `on_epoch_end(epoch, history)` is called
+    after each saved epoch.
     """
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; choose one of {METHODS}")
@@ -86,7 +90,9 @@ def train_connection(
     pseudo_seconds = time.perf_counter() - started
     heads = _build_heads(mem, method, config, device)
     trainer = _Trainer(heads, views, method, config, device)
-    val_pairs = None if val_rows is None else to_pairs(mem.o_y, mem.o_x, val_rows, device)
+    val_pairs = None if val_rows is None else {
+        "val_overlap_r1": to_pairs(mem.o_y, mem.o_x, val_rows, device),
+        "val_pseudo_r1": held_out_pseudo_pairs(mem, val_rows, config, device)}
     valid_pairs = None if valid is None else to_pairs(valid[1], valid[0], None, device)
     state = trainer.restore(state_dir) if state_dir else _RunState()
     epochs = tqdm(range(state.epoch, config.epochs), desc=f"train {mem.y}→{mem.x} ({method})",
@@ -95,7 +101,7 @@ def train_connection(
         if state.epochs_without_gain >= config.patience:  # also when resuming a stopped run
             break
         losses = trainer.run_epoch(state)
-        scores = {"val_r1": trainer.recall_at_1(val_pairs)}
+        scores = trainer.selection_scores(val_pairs)
         if valid_pairs is not None:
             scores["valid_q2p_r1"] = trainer.recall_at_1(valid_pairs)
         _record(state, epoch, {**losses, **scores, "lr": trainer.lr(state.step)})
@@ -126,7 +132,9 @@ class _Trainer:
         self.batch_size = min(config.batch_size, len(views[0]))
         self.steps_per_epoch = max(1, len(views[0]) // self.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
-        self.noise_std = math.sqrt(config.noise_variance)
+        x_width, y_width = views[0].x_o.shape[1], views[0].y_o.shape[1]
+        self.noise_stds = [noise_std(config.noise_cosine, width)
+                           for width in (x_width, x_width, y_width, y_width)]  # Views order
         self.autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16,
                                        enabled=config.amp and device.type == "cuda")
 
@@ -167,8 +175,8 @@ class _Trainer:
                           for _ in range(repeats)])[:needed]
 
     def _complete(self, views: Views) -> Views:
-        return Views(*(complete(view, self.noise_std, self.generator)
-                        for view in views.tensors()))
+        return Views(*(complete(view, std, self.generator)
+                        for view, std in zip(views.tensors(), self.noise_stds)))
 
     def _losses(self, batches: list[Views]) -> tuple[torch.Tensor, torch.Tensor]:
         if self.method == "c-mcr":
@@ -189,26 +197,41 @@ class _Trainer:
         return inter, intra
 
     def _exmcr_losses(self, batches: list[Views]):
-        """Dense alignment of every leaf view with every base view, averaged over centres.
+        """Dense alignment of every leaf view with every base view (f_m's job), averaged over
+        centres, and the intra term the objective names.
 
-        The base space is frozen, so its modality gap cannot close; the alignment term instead
-        pulls each leaf view onto its own base partner (o_y → o_x, q → p), landing the leaf
-        inside the base's modality cones.
+        "decoupled": the leaf's two modalities are aligned with each other at the output of the
+        linear stage f1, inside the leaf space (its modality gap closes there). "anchored": each
+        final leaf view is pulled onto its own base partner (o_y → o_x, q → p) instead.
         """
         (leaf,) = self.heads.values()
         tau = self.config.temperature
+        decoupled = self.config.exmcr_objective == "decoupled"
         inter, intra = [], []
         for batch in batches:
             if not self.config.semantic_consistency:
                 y_o = leaf(batch.y_o).float()
                 inter.append(info_nce(y_o, batch.x_o, tau))
-                intra.append(intra_alignment(y_o, batch.x_o))
+                intra.append(torch.zeros((), device=self.device) if decoupled
+                             else intra_alignment(y_o, batch.x_o))
                 continue
-            y_o, y_q = leaf(torch.cat([batch.y_o, batch.y_q])).float().chunk(2)
+            inner, out = leaf.stages(torch.cat([batch.y_o, batch.y_q]))
+            y_o, y_q = out.float().chunk(2)
             inter.append(sum(info_nce(leaf_view, base_view, tau)
                              for leaf_view in (y_o, y_q) for base_view in (batch.x_o, batch.x_p)))
-            intra.append(intra_alignment(y_o, batch.x_o) + intra_alignment(y_q, batch.x_p))
+            intra.append(paired_gap(*inner.float().chunk(2)) if decoupled
+                         else intra_alignment(y_o, batch.x_o) + intra_alignment(y_q, batch.x_p))
         return torch.stack(inter).mean(), torch.stack(intra).mean()
+
+    def selection_scores(self, val_pairs: dict | None) -> dict[str, float]:
+        """The held-out signals, and `val_r1`: the one `config.selection` names (NaN without
+        held-out rows)."""
+        if val_pairs is None:
+            return {"val_r1": float("nan")}
+        scores = {name: self.recall_at_1(pairs) for name, pairs in val_pairs.items()}
+        chosen = {"overlap": scores["val_overlap_r1"], "pseudo": scores["val_pseudo_r1"],
+                  "mix": (scores["val_overlap_r1"] + scores["val_pseudo_r1"]) / 2}
+        return {**scores, "val_r1": chosen[self.config.selection]}
 
     @torch.no_grad()
     def recall_at_1(self, pairs: tuple[torch.Tensor, torch.Tensor] | None) -> float:
@@ -281,8 +304,10 @@ def _build_heads(mem: ConnectionMemories, method: str, config: TrainConfig,
         heads = {mem.y: ExMCRHead(dim_in=dim_y, hidden=config.hidden, dim_out=dim_x)}
     else:
         dim_out = config.dim_out or dim_x
-        heads = {mem.x: CMCRProjector(dim_in=dim_x, hidden=config.hidden, dim_out=dim_out),
-                 mem.y: CMCRProjector(dim_in=dim_y, hidden=config.hidden, dim_out=dim_out)}
+        kind = mem.cmcr_projector if config.cmcr_projector == "official" else config.cmcr_projector
+        heads = {name: (OneLayerProjector(dim_in=dim, dim_out=dim_out) if kind == "one-layer" else
+                        CMCRProjector(dim_in=dim, hidden=config.hidden, dim_out=dim_out))
+                 for name, dim in ((mem.x, dim_x), (mem.y, dim_y))}
     return {name: head.to(device) for name, head in heads.items()}
 
 

@@ -261,5 +261,7 @@ def test_available_and_loaded_connections(memory, tmp_path):
     assert available_connections(partial) == ["clap→clip"]
     loaded = load_connection(memory, "ulip→clip")
     assert loaded["x"] == "clip" and loaded["y"] == "ulip"
+    assert loaded["cmcr_projector"] == "one-layer"  # the official C-MCR ULIP–CLIP projectors
+    assert load_connection(memory, "clap→clip")["cmcr_projector"] == "two-layer"
     assert [loaded[role].shape for role in ("o_x", "o_y", "p", "q")] == [(6, DIM), (6, DIM), (10, DIM), (5, DIM)]
     np.testing.assert_array_equal(loaded["q"], memory.load("points", "ulip"))

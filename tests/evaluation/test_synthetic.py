@@ -34,9 +34,10 @@ def test_paired_items_of_two_modalities_in_one_mcr_have_clip_like_cosine():
     world = SyntheticWorld(SMALL)
     rng = np.random.default_rng(0)
     latents = world.latents(2000, rng)
-    o, p = world.x.render("o", latents, rng), world.x.render("p", latents, rng)
+    o = world.x.render("o", latents, world.private(2000, rng), rng)
+    p = world.x.render("p", latents, world.private(2000, rng), rng)
     paired, unpaired = _paired_cosine(o, p), _paired_cosine(o, p[::-1])
-    assert 0.15 <= paired <= 0.3
+    assert 0.15 <= paired <= 0.35
     assert abs(unpaired) < 0.05
     # the modality gap: two unrelated items of one modality are closer than a true pair
     assert _paired_cosine(o, o[::-1]) > paired
@@ -45,8 +46,8 @@ def test_paired_items_of_two_modalities_in_one_mcr_have_clip_like_cosine():
 def test_x_and_y_are_different_spaces():
     world = SyntheticWorld(SMALL)
     rng = np.random.default_rng(1)
-    latents = world.latents(1000, rng)
-    o_x, o_y = world.x.render("o", latents, rng), world.y.render("o", latents, rng)
+    latents, wording = world.latents(1000, rng), world.private(1000, rng)
+    o_x, o_y = world.x.render("o", latents, wording, rng), world.y.render("o", latents, wording, rng)
     assert abs(_paired_cosine(o_x, o_y)) < 0.1  # the same item is unrecognisable across MCRs
 
 
@@ -61,6 +62,16 @@ def test_overlap_is_row_aligned_and_extra_pairs_are_fresh():
     world = SyntheticWorld(SMALL)
     extra_p, extra_q = world.pairs(300, seed_offset=5)
     assert not np.allclose(extra_p, test_p)
+
+
+def test_a_world_is_the_same_at_every_width_up_to_its_placement():
+    narrow = make_world(WorldSpec(**{**SMALL.__dict__, "dim": 128}))
+    wide = make_world(WorldSpec(**{**SMALL.__dict__, "dim": 768, "leaf_dim": 512}))
+    assert wide[0].o_x.shape == (600, 768) and wide[0].q.shape == (400, 512) and wide[2].shape == (300, 512)
+    for first, second in ((lambda w: w[0].o_x, lambda w: w[0].p), (lambda w: w[0].o_y, lambda w: w[0].q),
+                          (lambda w: w[1], lambda w: w[1]), (lambda w: w[2], lambda w: w[0].o_y)):
+        np.testing.assert_allclose(first(narrow) @ second(narrow).T, first(wide) @ second(wide).T, atol=1e-5)
+    assert not np.allclose(narrow[0].o_x[:, :5], wide[0].o_x[:, :5])  # placed differently
 
 
 def test_seeded():

@@ -119,6 +119,7 @@ def test_official_ex_mcr_is_a_unified_space_with_its_provenance(official_release
     assert space.provenance["name"] == "official-ex-mcr" and "Ex-MCR authors" in space.provenance["credit"]
     assert [f["path"] for f in space.provenance["files"]] == ["checkpoints/ex_clap.pt", "checkpoints/ex_ulip.pt"]
     assert all(space.config["encoders"][name]["profile"] == "full" for name in ("clip", "clap", "ulip"))
+    assert space.logit_scale == space.config["logit_scale"] == 10.0  # the registry's entry
 
 
 def test_official_c_mcr_stands_for_two_spaces(official_release):

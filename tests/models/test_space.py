@@ -186,6 +186,17 @@ def test_save_into_an_existing_folder_keeps_other_files(exmcr_space, cmcr_space,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["space"]
 
 
+def test_the_logit_scale_is_saved_and_a_space_saved_without_one_gets_the_default(cmcr_space, tmp_path):
+    assert cmcr_space.logit_scale == space_module.DEFAULT_LOGIT_SCALE == 10.0
+    sharp = UnifiedSpace.build("c-mcr", dict(cmcr_space.heads), logit_scale=20.0)
+    folder = sharp.save_pretrained(tmp_path / "sharp")
+    assert json.loads((folder / "config.json").read_text())["logit_scale"] == 20.0
+    assert UnifiedSpace.from_pretrained(folder).logit_scale == 20.0
+    _edit_config(folder, lambda config: config.pop("logit_scale"))  # as spaces were saved before
+    older = UnifiedSpace.from_pretrained(folder)
+    assert "logit_scale" not in older.config and older.logit_scale == 10.0
+
+
 def _saved(space: UnifiedSpace, tmp_path: Path) -> Path:
     return space.save_pretrained(tmp_path / "space")
 
@@ -202,11 +213,14 @@ def _saved(space: UnifiedSpace, tmp_path: Path) -> Path:
         (lambda d: _edit_config(d, lambda c: c["heads"]["clap"].update(hidden=HIDDEN + 2)), "does not fit head 'clap'"),
         (lambda d: _edit_config(d, lambda c: c.pop("heads")), "lacks the 'heads' table"),
         (lambda d: _edit_config(d, lambda c: c.update(format_version=99)), "format_version"),
+        (lambda d: _edit_config(d, lambda c: c.update(logit_scale=-1)), "logit_scale"),
+        (lambda d: _edit_config(d, lambda c: c.update(logit_scale="10")), "logit_scale"),
         (lambda d: _edit_weights(d, lambda t: t.pop("clap.Head1.bias")), "does not fit head 'clap'"),
         (lambda d: _edit_weights(d, lambda t: t.update({"audio.x": torch.zeros(1)})), "no head"),
     ],
     ids=["no-config", "no-weights", "bad-json", "json-list", "bad-safetensors", "bad-kind",
-         "spec-weight-mismatch", "no-heads", "format-version", "missing-tensor", "stray-tensor"],
+         "spec-weight-mismatch", "no-heads", "format-version", "negative-scale", "text-scale",
+         "missing-tensor", "stray-tensor"],
 )
 def test_damaged_space_folders_raise_checkpoint_errors(exmcr_space, tmp_path, damage, message):
     folder = _saved(exmcr_space, tmp_path)
@@ -264,6 +278,7 @@ def test_real_official_ulip_clip_becomes_a_cmcr_space(tmp_path):
     path = reference_file("ulip_clip.pt")
     space = UnifiedSpace.from_official(path)
     assert space.method == "c-mcr" and space.encoders == ["clip", "ulip"] and space.dim == 512
+    assert space.logit_scale == 10.0  # the official demos' softmax(10 · cos)
     raw = torch.load(path, map_location="cpu", weights_only=True)
     rows = _rows(4, 512, seed=6)
     unit = rows / np.linalg.norm(rows, axis=1, keepdims=True)

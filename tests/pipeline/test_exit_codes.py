@@ -50,7 +50,7 @@ def test_bugs_are_not_dressed_up_as_input_errors():
     ("train", ["--push-folder", "{tmp}"], "--push-to-hub"),
     ("benchmarks.__main__", ["--sizes", "tiny", "--only", "train", "--train-rows", "10", "--out", "{tmp}/b.json"],
      "at least 1,000 rows"),
-    ("benchmarks.synthetic", ["--world", "dim=wide"], "expected int"),
+    ("benchmarks.synthetic", ["--world", "dim=wide"], "must be of type int"),
 ])
 def test_every_script_reports_unusable_input_with_code_2(name, argv, message, tmp_path, capsys):
     module = importlib.import_module(name) if "." in name else _script(name)  # benchmarks run with python -m

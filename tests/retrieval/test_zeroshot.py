@@ -8,6 +8,8 @@ import pytest
 
 from cmcr.errors import InputError
 from cmcr.data.vocabulary import MODELNET40
+from cmcr.models.space import UnifiedSpace
+from cmcr.retrieval.search import SpaceEmbedder
 from cmcr.retrieval.zeroshot import ZeroShotClassifier, zero_shot
 from tests.paths import ASSETS
 from tests.retrieval.samples import QUERIES
@@ -38,6 +40,25 @@ def test_zero_shot_with_own_labels_and_prompt_averaging(tiny_embedder):
         zero_shot(tiny_embedder, "image", [QUERIES["image"]], labels=["cat", " cat "])
     with pytest.raises(InputError, match="must contain"):
         ZeroShotClassifier(tiny_embedder, labels, ("no placeholder",))
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def test_probabilities_are_sharpened_by_the_space_own_logit_scale(tiny_embedder):
+    labels, templates = ["rain", "a siren", "a dog barking"], ("the sound of {}.",)
+    rows = tiny_embedder.embed("text", ["the sound of a siren.", "rain on a roof."])
+    default = ZeroShotClassifier(tiny_embedder, labels, templates)
+    assert default.logit_scale == tiny_embedder.space.logit_scale == 10.0  # a space without the field
+    np.testing.assert_allclose(default.probabilities(rows), _softmax(10.0 * rows @ default.matrix.T), rtol=1e-5)
+    space = tiny_embedder.space
+    sharper = SpaceEmbedder(UnifiedSpace({**space.config, "logit_scale": 40.0}, dict(space.heads)),
+                            tiny_embedder.encoders)
+    sharp = ZeroShotClassifier(sharper, labels, templates)
+    np.testing.assert_allclose(sharp.probabilities(rows), _softmax(40.0 * rows @ sharp.matrix.T), rtol=1e-5)
+    assert (sharp.probabilities(rows).max(axis=1) > default.probabilities(rows).max(axis=1)).all()
 
 
 def test_label_sets_are_kept_for_the_most_recent_only(tiny_embedder):

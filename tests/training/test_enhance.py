@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cmcr.training.enhance import aggregate, complete
+from cmcr.training.enhance import aggregate, complete, noise_std
 
 
 def _unit_rows(rng: np.random.Generator, rows: int, dim: int) -> np.ndarray:
@@ -136,6 +136,19 @@ def test_complete_adds_noise_of_the_requested_scale_and_renormalises():
     # |x + e|^2 = 1 + D sigma^2 on average, so the cosine with x is about 1/sqrt(1 + D sigma^2).
     expected_cosine = 1 / np.sqrt(1 + 64 * sigma**2)
     assert abs((noisy * x).sum(dim=1).mean().item() - expected_cosine) < 0.01
+
+
+@pytest.mark.parametrize("cosine", [0.95, 0.8, 0.6])
+def test_noise_given_as_a_cosine_means_the_same_at_every_width(cosine):
+    measured = []
+    for dim in (128, 512, 768):
+        x = torch.nn.functional.normalize(torch.randn(2000, dim, generator=torch.Generator().manual_seed(dim)), dim=1)
+        noisy = complete(x, noise_std(cosine, dim), generator=torch.Generator().manual_seed(1))
+        measured.append((noisy * x).sum(dim=1).mean().item())
+    np.testing.assert_allclose(measured, cosine, atol=0.01)
+    assert noise_std(1.0, 512) == 0.0
+    with pytest.raises(ValueError, match="noise cosine"):
+        noise_std(0.0, 512)
 
 
 def test_complete_draws_fresh_noise_each_call_and_is_seedable():

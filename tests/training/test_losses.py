@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from cmcr.training.losses import info_nce, intra_alignment
+from cmcr.training.losses import info_nce, intra_alignment, paired_gap
 
 
 def test_info_nce_matches_a_hand_computed_two_by_two_case():
@@ -42,8 +42,19 @@ def test_intra_alignment_is_mean_squared_distance():
     assert intra_alignment(a, a).item() == 0.0
 
 
+def test_paired_gap_is_a_share_of_the_unpaired_distance_and_ignores_scale_and_offset():
+    a = torch.tensor([[0.0, 0.0], [2.0, 0.0]])
+    b = torch.tensor([[0.0, 1.0], [2.0, 1.0]])
+    # pairs 1 apart; the four rows' squared distances to their mean are 1 + 0.25 each side: spread 2·1.25
+    assert paired_gap(a, b).item() == pytest.approx(1.0 / 2.5)
+    assert paired_gap(3 * a + 7, 3 * b + 7).item() == pytest.approx(paired_gap(a, b).item())
+    assert paired_gap(a, a).item() == 0.0
+    rows = torch.randn(4000, 16, generator=torch.Generator().manual_seed(0))
+    assert paired_gap(rows[:2000], rows[2000:]).item() == pytest.approx(1.0, abs=0.05)  # pairs mean nothing
+
+
 def test_losses_have_gradients():
     a = torch.randn(4, 3, requires_grad=True)
     b = torch.randn(4, 3)
-    (info_nce(a, b, 0.1) + intra_alignment(a, b)).backward()
+    (info_nce(a, b, 0.1) + intra_alignment(a, b) + paired_gap(a, b)).backward()
     assert a.grad is not None and a.grad.abs().sum() > 0

