@@ -5,12 +5,15 @@ from __future__ import annotations
 import html
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from cmcr.errors import InputError
+from cmcr.models.space import UnifiedSpace
 from studio.answers import Query, Results, ShownHit
+from studio.service import ServedSpace
 from studio.settings import StudioSettings
 
 SOURCES = ("audio", "image", "text", "points")
@@ -285,3 +288,12 @@ def test_an_error_toast_leads_with_its_title():
         ui.user_facing(refuse)()
     assert caught.value.message == "<strong>Cannot use this input.</strong> Upload &lt;an&gt; image first."
     assert caught.value.title == "Cannot use this input"
+
+
+def test_the_app_credits_the_official_weights_it_serves(official_release):
+    space = UnifiedSpace.from_pretrained("official-ex-mcr")
+    served = ServedSpace("official-ex-mcr", SimpleNamespace(space=space), gallery=None)
+    assert "CC BY 4.0" in served.describe() and "Ex-MCR authors" in served.describe()
+    links = served.weights_links()
+    assert [link.split("]")[0] for link in links] == ["[ex_clap.pt", "[ex_ulip.pt"]
+    assert all(file["commit"] in link for file, link in zip(space.provenance["files"], links))
