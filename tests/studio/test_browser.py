@@ -70,6 +70,18 @@ def wait_uploaded(page, elem_id: str, path: Path) -> None:
     page.locator(f'#{elem_id} a[download="{path.name}"]').wait_for()
 
 
+def add_image_and_mesh(page, uploads):
+    """Add an image and a mesh on the own-gallery tab; returns the tab's status line, once it says so."""
+    open_tab(page, "own-gallery")
+    files = page.locator("#add_to_gallery-files input[type=file]")
+    files.set_input_files([str(uploads["image"]), str(uploads["mesh"])])
+    for kind in ("image", "mesh"):
+        wait_uploaded(page, "add_to_gallery-files", uploads[kind])
+    page.locator("#add_to_gallery-go").click()
+    status = page.locator("#own-gallery-status")
+    status.get_by_text("Added 2").wait_for()
+    return status
+
 def test_the_tiny_profile_banner_is_shown(page):
     banner = page.locator("#banner")
     banner.wait_for()
@@ -125,13 +137,7 @@ def test_a_corrupt_file_shows_a_clear_error(page, uploads, artifacts):
 
 def test_own_gallery_upload_then_search(page, uploads, artifacts):
     page.reload()
-    open_tab(page, "own-gallery")
-    files = page.locator("#add_to_gallery-files input[type=file]")
-    files.set_input_files([str(uploads["image"]), str(uploads["mesh"])])
-    for kind in ("image", "mesh"):
-        wait_uploaded(page, "add_to_gallery-files", uploads[kind])
-    page.locator("#add_to_gallery-go").click()
-    page.locator("#own-gallery-status").get_by_text("Added 2").wait_for()
+    add_image_and_mesh(page, uploads)
     assert page.locator("#add_to_gallery-contents img").count() == 2
     page.locator("#search_gallery-text textarea").fill("a box")
     page.locator("#search_gallery-go").click()

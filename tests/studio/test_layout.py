@@ -18,7 +18,9 @@ import numpy as np
 import pytest
 
 from cmcr.retrieval.gallery import caption_from_name
-from tests.studio.test_browser import TABS, TIMEOUT_MS, chromium, open_page, open_tab, upload, wait_uploaded
+from tests.studio.test_browser import (
+    TABS, TIMEOUT_MS, add_image_and_mesh, chromium, open_page, open_tab, upload, wait_uploaded,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -133,14 +135,7 @@ def test_3d_views_show_the_whole_shape_below_their_label(sized):
 def test_a_refused_add_leaves_the_gallery_shown(sized, uploads):
     _, page = sized
     page.reload()
-    open_tab(page, "own-gallery")
-    files = page.locator("#add_to_gallery-files input[type=file]")
-    files.set_input_files([str(uploads["image"]), str(uploads["mesh"])])
-    for kind in ("image", "mesh"):
-        wait_uploaded(page, "add_to_gallery-files", uploads[kind])
-    page.locator("#add_to_gallery-go").click()
-    status = page.locator("#own-gallery-status")
-    status.get_by_text("Added 2").wait_for()
+    status = add_image_and_mesh(page, uploads)
     page.locator("#add_to_gallery-go").click()  # nothing chosen: refused
     status.get_by_text("Nothing was added").or_(page.locator(".toast-body")).first.wait_for()
     thumbnails = page.locator("#add_to_gallery-contents img")
