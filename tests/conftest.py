@@ -40,5 +40,6 @@ pytest_plugins = [
     "tests.fixtures.official",
     "tests.fixtures.sources",
     "tests.fixtures.text_models",
+    "tests.fixtures.training",
     "tests.fixtures.ulip",
 ]

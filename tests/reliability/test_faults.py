@@ -25,6 +25,7 @@ from cmcr.errors import HubUnavailableError, InputError
 from cmcr.evaluation.synthetic import WorldSpec, make_world
 from cmcr.training.config import TrainConfig
 from cmcr.training.trainer import train_connection
+from tests.fixtures.training import same_weights
 from tests.paths import REPO
 
 WORLD = WorldSpec(latent_dim=8, dim=32, hidden=32, n_concepts=16, noise_weight=0.25,
@@ -47,16 +48,7 @@ train_connection(world, config, "ex-mcr", state_dir=sys.argv[1], progress=False,
 """
 
 
-def _weights(result) -> dict[str, torch.Tensor]:
-    return {f"{n}.{k}": v for n, head in result.heads.items() for k, v in head.state_dict().items()}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.slow
@@ -72,8 +64,7 @@ def test_training_killed_with_sigkill_resumes_to_the_same_weights(tmp_path):
     assert epochs_done == ["0", "1"] and process.returncode == -signal.SIGKILL
     assert (state / "state.pt").is_file()
     resumed = train_connection(world, CONFIG, "ex-mcr", state_dir=state, progress=False)
-    first, second = _weights(straight), _weights(resumed)
-    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    assert same_weights(straight, resumed)
     assert resumed.history == straight.history
 
 

@@ -16,21 +16,14 @@ from cmcr.training.curves import save_training_curve
 from cmcr.training.enhance import aggregate
 from cmcr.training.losses import paired_gap
 from cmcr.training.trainer import train_connection
+from tests.fixtures.training import same_weights
 
 WORLD = WorldSpec(latent_dim=8, dim=64, hidden=64, n_concepts=32, noise_weight=0.25,
                   n_overlap=1500, n_p=1500, n_q=1500, n_test=200)
 FAST = TrainConfig(hidden=64, epochs=6, batch_size=128, lr=3e-3, temperature=0.05,
                    val_fraction=0.1, patience=6, agg_chunk_size=500)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Toy models gain nothing from threads, and on a shared 2-core machine OpenMP spinning
-    makes a two-thread step ~10x slower than a one-thread step (measured)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -44,16 +37,6 @@ def _q_to_p_r1(result, test_p, test_q, method) -> float:
         q = heads["y"](torch.from_numpy(test_q)).numpy()
         p = test_p if method == "ex-mcr" else heads["x"](torch.from_numpy(test_p)).numpy()
     return retrieval_metrics(q, p, ks=(1,))["R@1"]
-
-
-def _weights(result) -> dict[str, torch.Tensor]:
-    return {f"{name}.{key}": value for name, head in result.heads.items()
-            for key, value in head.state_dict().items()}
-
-
-def _same_weights(first, second) -> bool:
-    a, b = _weights(first), _weights(second)
-    return a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
 
 
 @pytest.mark.parametrize("method", ["c-mcr", "ex-mcr"])
@@ -75,14 +58,14 @@ def test_same_seed_gives_identical_weights_and_another_seed_does_not(world):
     config = dataclasses.replace(FAST, epochs=2)
     first = train_connection(mem, config, "c-mcr", progress=False)
     second = train_connection(mem, config, "c-mcr", progress=False)
-    assert _same_weights(first, second)
+    assert same_weights(first, second)
     assert first.history == second.history
     other = train_connection(mem, dataclasses.replace(config, seed=1), "c-mcr", progress=False)
-    assert not _same_weights(first, other)
+    assert not same_weights(first, other)
 
 
 @pytest.mark.parametrize("method", ["c-mcr", "ex-mcr"])
-def test_resume_after_a_crash_ends_with_the_same_weights(world, tmp_path, method):
+def test_resume_after_a_crash_ends_with_thesame_weights(world, tmp_path, method):
     mem, _, _ = world
     config = dataclasses.replace(FAST, epochs=3)
     straight = train_connection(mem, config, method, progress=False)
@@ -95,7 +78,7 @@ def test_resume_after_a_crash_ends_with_the_same_weights(world, tmp_path, method
         train_connection(mem, config, method, state_dir=tmp_path, progress=False,
                          on_epoch_end=crash_after_first_epoch)
     resumed = train_connection(mem, config, method, state_dir=tmp_path, progress=False)
-    assert _same_weights(straight, resumed)
+    assert same_weights(straight, resumed)
     assert resumed.history == straight.history
     with pytest.raises(InputError, match="another method or configuration"):
         train_connection(mem, dataclasses.replace(config, lr=1e-4), method, state_dir=tmp_path,
@@ -110,7 +93,7 @@ def test_each_ablation_switch_changes_training(world, switch):
     base = train_connection(mem, config, "c-mcr", progress=False)
     ablated = train_connection(mem, dataclasses.replace(config, **switch), "c-mcr",
                                progress=False)
-    assert not _same_weights(base, ablated)
+    assert not same_weights(base, ablated)
     if switch in ({"semantic_consistency": False}, {"intra_weight": 0.0}):
         assert base.history["intra"][0] > 0
     if switch == {"semantic_consistency": False}:
@@ -153,7 +136,7 @@ def test_the_anchored_objective_is_another_training(world):
     decoupled = train_connection(mem, config, "ex-mcr", progress=False)
     anchored = train_connection(mem, dataclasses.replace(config, exmcr_objective="anchored"), "ex-mcr",
                                 progress=False)
-    assert not _same_weights(decoupled, anchored)
+    assert not same_weights(decoupled, anchored)
     assert 0 < decoupled.history["intra"][0] < 1.5  # a share of the unpaired distance
     assert anchored.history["intra"][0] > 0
 

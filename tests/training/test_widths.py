@@ -24,15 +24,7 @@ WORLD = WorldSpec(latent_dim=8, dim=BASE, leaf_dim=LEAF, intrinsic_dim=64, hidde
 CONFIG = TrainConfig(hidden=128, epochs=6, batch_size=128, lr=3e-3, temperature=0.05, val_fraction=0.1,
                      agg_chunk_size=500)
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.fixture(scope="module")
