@@ -46,6 +46,13 @@ def _unit(n: int, dim: int, seed: int = 0) -> torch.Tensor:
     return F.normalize(torch.randn(n, dim, generator=torch.Generator().manual_seed(seed)), dim=1)
 
 
+def _saved(folder, name: str, sd: dict):
+    """`sd` written with torch.save as `folder/name` (the name tells load_official the layout or leaf)."""
+    path = folder / name
+    torch.save(sd, path)
+    return path
+
+
 def exmcr_by_hand(x: torch.Tensor, sd: dict) -> torch.Tensor:
     y = x @ sd["Head1.weight"].T + sd["Head1.bias"]
     return F.normalize(_apply_block(_apply_block(y, sd, "Head2.mlp1"), sd, "Head2.mlp2"), dim=1)
@@ -130,9 +137,7 @@ def test_real_official_ulip_clip_file_projects_as_computed_by_hand():
 
 def test_clapclip_layout_imports_head_a_as_clap_and_head_b_as_clip(tmp_path):
     sd = clapclip_state_dict()
-    path = tmp_path / "clap_clip.pt"
-    torch.save(sd, path)
-    imported = load_official(path)
+    imported = load_official(_saved(tmp_path, "clap_clip.pt", sd))
     assert imported.layout == "CLAPCLIP_Head"
     x = _unit(5, 512)
     for encoder, prefix in (("clap", "Head_A"), ("clip", "Head_B")):
@@ -142,9 +147,7 @@ def test_clapclip_layout_imports_head_a_as_clap_and_head_b_as_clip(tmp_path):
 
 def test_exmcr_layout_imports_one_leaf_named_by_the_file(tmp_path):
     sd = exmcr_state_dict()
-    path = tmp_path / "ex_clap.pt"
-    torch.save(sd, path)
-    imported = load_official(path)
+    imported = load_official(_saved(tmp_path, "ex_clap.pt", sd))
     assert imported.layout == "Ex_MCR_Head"
     assert list(imported.heads) == ["clap"]
     x = _unit(5, 512)
@@ -152,8 +155,7 @@ def test_exmcr_layout_imports_one_leaf_named_by_the_file(tmp_path):
 
 
 def test_exmcr_file_without_leaf_in_its_name_needs_leaf(tmp_path):
-    path = tmp_path / "head.pt"
-    torch.save(exmcr_state_dict(16, 32), path)
+    path = _saved(tmp_path, "head.pt", exmcr_state_dict(16, 32))
     with pytest.raises(CheckpointError, match="leaf="):
         load_official(path)
     assert list(load_official(path, leaf="ulip").heads) == ["ulip"]
@@ -172,10 +174,8 @@ def test_exmcr_file_without_leaf_in_its_name_needs_leaf(tmp_path):
 def test_layout_mismatch_is_a_checkpoint_error(tmp_path, change, message):
     sd = clapclip_state_dict(16, 32)
     change(sd)
-    path = tmp_path / "clap_clip.pt"
-    torch.save(sd, path)
     with pytest.raises(CheckpointError, match=message):
-        load_official(path)
+        load_official(_saved(tmp_path, "clap_clip.pt", sd))
 
 
 class _Payload:
