@@ -20,8 +20,10 @@ LABEL = "training option"
 EXMCR_OBJECTIVES = ("decoupled", "anchored")
 # Held-out signals for early stopping and best-epoch choice (docs/method.md measures them).
 SELECTION_SIGNALS = ("pseudo", "overlap", "mix")
-# C-MCR projector architectures; "official" picks the one each official release uses for its connection.
-CMCR_PROJECTORS = ("official", "two-layer", "one-layer")
+# C-MCR projector architectures, and the choices for training: one of them, or "official", the one
+# each official release uses for its connection (ConnectionMemories.cmcr_projector).
+CMCR_ARCHITECTURES = ("two-layer", "one-layer")
+CMCR_PROJECTORS = ("official", *CMCR_ARCHITECTURES)
 
 
 @dataclass

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from cmcr.errors import InputError
-from cmcr.training.config import TrainConfig
+from cmcr.training.config import CMCR_ARCHITECTURES, TrainConfig
 from cmcr.training.enhance import aggregate
 
 ArrayLike = np.ndarray | torch.Tensor
@@ -50,7 +50,7 @@ class ConnectionMemories:
                              f"{tuple(self.q.shape)}")
         if min(self.o_x.shape[0], self.p.shape[0], self.q.shape[0]) < 2:
             raise InputError("every memory needs at least 2 rows to train on")
-        if self.cmcr_projector not in ("two-layer", "one-layer"):
+        if self.cmcr_projector not in CMCR_ARCHITECTURES:
             raise InputError(f"cmcr_projector {self.cmcr_projector!r}: choose 'two-layer' or 'one-layer'")
 
 
