@@ -23,9 +23,7 @@ class WorkLimit:
     that calls another request-level method does not wait for itself)."""
 
     def __init__(self, limit: int = 2) -> None:
-        if limit < 1:
-            raise ValueError(f"the limit must be at least 1, not {limit}")
-        self._limit = limit
+        self._limit = _checked(limit)
         self._changed = threading.Condition()
         self._depth = threading.local()
         self.in_flight = 0
@@ -37,10 +35,8 @@ class WorkLimit:
         return self._limit
 
     def set_limit(self, limit: int) -> None:
-        if limit < 1:
-            raise ValueError(f"the limit must be at least 1, not {limit}")
         with self._changed:
-            self._limit = limit
+            self._limit = _checked(limit)
             self._changed.notify_all()
 
     def reset_counts(self) -> None:
@@ -71,6 +67,12 @@ class WorkLimit:
             with self._changed:
                 self.in_flight -= 1
                 self._changed.notify()
+
+
+def _checked(limit: int) -> int:
+    if limit < 1:
+        raise ValueError(f"the limit must be at least 1, not {limit}")
+    return limit
 
 
 def model_work(method: Method) -> Method:
