@@ -1,4 +1,4 @@
-"""Trained connections into spaces: every connection a feature memory holds, trained and assembled.
+"""Trained connections assembled into spaces.
 
 Ex-MCR joins every connection's leaf head onto their shared base encoder X (one unified space);
 C-MCR keeps one pairwise space per connection.
@@ -10,37 +10,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from cmcr.data.connections import CONNECTIONS, available_connections, get_connection, load_connection
-from cmcr.data.features import FeatureMemory
-from cmcr.errors import InputError
+from cmcr.data.connections import get_connection
 from cmcr.models.space import UnifiedSpace
-from cmcr.models.space_format import METHODS
 from cmcr.training.config import TrainConfig
-from cmcr.training.memories import ConnectionMemories
-from cmcr.training.trainer import TrainResult, train_connection
-
-
-def train_space(memory: FeatureMemory, method: str, config: TrainConfig, *, progress: bool = True
-                ) -> tuple[UnifiedSpace | dict[str, UnifiedSpace], dict[str, dict]]:
-    """Train every connection whose four memory files are present in `memory`.
-
-    Ex-MCR returns one UnifiedSpace (the base plus one leaf head per connection); C-MCR
-    returns {folder name: UnifiedSpace} with one pairwise space per connection. The report maps
-    connection name → {"metrics", "history"}.
-    """
-    if method not in METHODS:
-        raise InputError(f"unknown method {method!r}; choose one of {METHODS}")
-    memory.validate()
-    names = available_connections(memory)
-    if not names:
-        needs = "; ".join(f"{name} needs " + ", ".join(f"{m}/{e}" for m, e in connection.files().values())
-                          for name, connection in CONNECTIONS.items())
-        raise InputError(f"{memory.root} holds no complete connection: {needs}")
-    results = {name: train_connection(ConnectionMemories(**load_connection(memory, name)),
-                                      config, method, progress=progress) for name in names}
-    report = {name: {"metrics": json_safe(result.metrics), "history": result.history}
-              for name, result in results.items()}
-    return build_spaces(results, method, config), report
+from cmcr.training.trainer import TrainResult
 
 
 def build_spaces(results: Mapping[str, TrainResult], method: str, config: TrainConfig, *,
