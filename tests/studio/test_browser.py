@@ -151,6 +151,9 @@ def test_clicking_an_example_runs_the_search(page, studio):
     open_tab(page, "3d-text")
     example = Path(studio.examples("points")[0]).name
     page.get_by_text(example, exact=True).filter(visible=True).first.click()
+    answered = page.locator("#classify_3d-preview canvas").or_(page.locator(".toast-body")).first
+    answered.wait_for()
+    assert page.locator(".toast-body").count() == 0, page.locator(".toast-body").all_inner_texts()
     page.locator("#classify_3d-preview canvas").wait_for()
     page.locator("#classify_3d-labels").get_by_text("%").filter(visible=True).first.wait_for()
 
