@@ -17,6 +17,7 @@ shortcut closed, disk reclaimed, and an upload Gradio cannot parse answered with
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -51,18 +52,30 @@ def share_one_limit(demo: gr.Blocks) -> int:
 
 
 def served_copies(files: Iterable[Path], cache: Path | None = None) -> list[Path]:
-    """Where Gradio's cache holds the copies it served of `files` (it names a copy by the
-    content's hash and the file's name); only those that exist."""
-    cache = Path(cache or get_upload_folder())
+    """Where Gradio's cache holds the copies it served of `files`; only those that exist."""
     copies = []
     for path in files:
         try:
-            copy = cache / processing_utils.hash_file(path) / strip_invalid_filename_characters(path.name)
+            copy = _copy_path(path, cache)
         except OSError:
             continue
         if copy.is_file():
             copies.append(copy)
     return copies
+
+
+@functools.lru_cache(maxsize=8)
+def shared_copies(folder: Path, cache: Path | None = None) -> frozenset[Path]:
+    """Where Gradio serves, or will serve, the files under `folder` (the examples and the default
+    gallery every visitor sees). A visitor's upload of one of those files lands on that very path,
+    and an example's path is fixed in every page, so a session's clean-up must leave them alone."""
+    return frozenset(_copy_path(path, cache) for path in sorted(folder.rglob("*")) if path.is_file())
+
+
+def _copy_path(path: Path, cache: Path | None) -> Path:
+    """Gradio names a cached copy by the content's hash and the file's name."""
+    cache = Path(cache or get_upload_folder()).resolve()
+    return cache / processing_utils.hash_file(path) / strip_invalid_filename_characters(path.name)
 
 
 def _remove(path: Path) -> None:
@@ -73,23 +86,26 @@ def _remove(path: Path) -> None:
         pass
 
 
-def close_session(gallery: SessionGallery | None, cache: Path | None = None) -> None:
+def close_session(gallery: SessionGallery | None, cache: Path | None = None,
+                  keep: frozenset[Path] = frozenset()) -> None:
     """Delete a visitor's gallery, the copies of its files Gradio served and the uploads it was
-    made from (those in Gradio's upload folder, nothing else)."""
+    made from (those in Gradio's upload folder, nothing else), except the paths in `keep`
+    (`shared_copies`: what every visitor is served too)."""
     if gallery is None or gallery.closed:
         return
     cache = Path(cache or get_upload_folder()).resolve()
     uploads = [path for path in gallery.sources() if path.resolve().is_relative_to(cache)]
     for path in served_copies(gallery.files(), cache) + uploads:
-        _remove(path)
+        if path.resolve() not in keep:
+            _remove(path)
     gallery.close()
 
 
-def close_session_soon(gallery: SessionGallery | None) -> None:
+def close_session_soon(gallery: SessionGallery | None, keep: frozenset[Path] = frozenset()) -> None:
     """`close_session` on a thread of its own: Gradio calls a State's delete callback from its event
     loop, which hashing a gallery's files would hold up for every visitor."""
     if gallery is not None and not gallery.closed:
-        threading.Thread(target=close_session, args=(gallery,), name="close-session", daemon=True).start()
+        threading.Thread(target=close_session, args=(gallery, None, keep), name="close-session", daemon=True).start()
 
 
 def end_sessions_with_their_visitors(demo: gr.Blocks, studio: Any) -> None:
@@ -99,7 +115,7 @@ def end_sessions_with_their_visitors(demo: gr.Blocks, studio: Any) -> None:
     def end(request: gr.Request) -> None:
         gallery = studio.end_session(request.session_hash)
         try:
-            close_session(gallery)
+            close_session(gallery, keep=shared_copies(studio.assets))
         except OSError:
             log.exception("could not delete the gallery of an ended session")
         if gallery is not None:

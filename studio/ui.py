@@ -326,7 +326,8 @@ def target_choices(studio: Studio, source: str) -> list[tuple[str, str]]:
 
 
 def own_gallery_tab(studio: Studio) -> None:
-    gallery_state = gr.State(None, time_to_live=studio.session_ttl_s, delete_callback=serving.close_session_soon)
+    close = functools.partial(serving.close_session_soon, keep=serving.shared_copies(studio.assets))
+    gallery_state = gr.State(None, time_to_live=studio.session_ttl_s, delete_callback=close)
     gr.Markdown(
         f"Upload your own images, sounds and 3D shapes (up to {SessionGallery.MAX_ITEMS}); they are embedded "
         "into the same space and only this browser session can search them."

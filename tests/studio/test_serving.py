@@ -22,7 +22,7 @@ from PIL import Image
 
 from studio import ui
 from studio.answers import Query
-from studio.serving import served_copies
+from studio.serving import served_copies, shared_copies
 from tests.ports import free_loopback_port
 from tests.reliability.bombs import real_png_bomb
 from tests.studio.test_api import unpack, value_of
@@ -180,6 +180,20 @@ def test_a_session_that_ends_takes_its_gallery_its_uploads_and_their_served_copi
     assert studio.session_gallery(visitor.session_hash) is None and gallery.closed
     assert not any(path.exists() for path in served + uploaded)
     assert httpx.get(url, timeout=60).status_code != 200
+
+
+def test_an_ended_session_leaves_the_example_files_every_page_shows(app_url, studio, monkeypatch):
+    """An upload of an example's file lands on the example's own cached copy (Gradio names copies
+    by content and name): ending that session must not take the example away from every page."""
+    monkeypatch.setenv("GRADIO_HEARTBEAT_INTERVAL", "0.5")
+    visitor = client_for(app_url)
+    visitor.predict([handle_file(studio.examples("points")[0])], api_name="/add_to_gallery")
+    gallery = studio.session_gallery(visitor.session_hash)
+    (upload,) = gallery.sources()
+    assert upload.resolve() in shared_copies(studio.assets)  # the very path the example is served at
+    visitor.close()
+    assert _wait_until(lambda: not gallery.root.exists())
+    assert upload.is_file()
 
 
 @pytest.fixture
