@@ -4,6 +4,7 @@ huggingface_hub, transformers and laion_clap read their environment when they ar
 the Hub is isolated here, before any test module can import them:
 
 - HF_HOME points at a fresh temporary folder: no test sees (or pollutes) a developer's cache;
+- GRADIO_TEMP_DIR is a folder of this process's own (see below);
 - HF_ENDPOINT points at a loopback port chosen now; the `fake_hub` fixture serves on it. Until
   it does, every request is refused at once, so a test can never hang on a download or reach
   the network. CMCR_RAW_ENDPOINT does the same for the raw-file host of the official projectors
@@ -28,6 +29,9 @@ os.environ["HF_HUB_DOWNLOAD_TIMEOUT"] = "10"
 os.environ.pop("HF_HUB_OFFLINE", None)
 os.environ.pop("HF_TOKEN", None)
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Gradio names cached files by content, and an app that closes deletes every file it cached, so
+# two test processes sharing one cache folder delete each other's example copies: one per process.
+os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="cmcr-test-gradio-")
 os.environ.setdefault("MPLBACKEND", "Agg")
 # pytest-xdist runs two workers on two cores: one math thread each avoids oversubscription, which
 # measured about 10x slower for toy training steps than a single thread.

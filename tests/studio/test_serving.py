@@ -127,6 +127,7 @@ def test_concurrent_requests_over_every_kind_of_endpoint_share_one_limit(app_url
         except BaseException as error:  # noqa: BLE001 - reported below
             failures.append(error)
 
+    assert _wait_until(lambda: studio.work.in_flight == 0)  # the shared studio's earlier work is done
     studio.work.reset_counts()
     threads = [threading.Thread(target=run, args=pair) for pair in zip(calls, clients)]
     for thread in threads:
