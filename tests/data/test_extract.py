@@ -24,6 +24,17 @@ class Interrupted(Exception):
     """Stands in for Ctrl-C / a killed job between two shards."""
 
 
+def interrupt_after(count: int, finished: list[str]):
+    """An `on_shard` callback that records each finished shard and stops the run after `count`."""
+
+    def on_shard(task) -> None:
+        finished.append(task.name)
+        if len(finished) == count:
+            raise Interrupted
+
+    return on_shard
+
+
 @pytest.fixture(scope="module")
 def all_sources(sources):
     return collect_sources(text=[sources["text"]], images=sources["images"], audio=sources["audio"],
@@ -69,15 +80,9 @@ def test_the_merged_memory_is_valid_and_lists_the_unreadable_file(by_two_ranks, 
 
 def test_an_interrupted_extraction_resumes_where_it_stopped(all_sources, by_two_ranks, tmp_path):
     output = tmp_path / "features"
-    finished = []
-
-    def stop_after_four(task):
-        finished.append(task.name)
-        if len(finished) == 4:
-            raise Interrupted
-
+    finished: list[str] = []
     with pytest.raises(Interrupted):
-        extract(all_sources, output, OPTIONS, rank=Rank(), progress=False, on_shard=stop_after_four)
+        extract(all_sources, output, OPTIONS, rank=Rank(), progress=False, on_shard=interrupt_after(4, finished))
     shards = sorted(p.relative_to(output / SHARDS_DIR) for p in (output / SHARDS_DIR).glob("*/*/*"))
     assert len(shards) == 4 and not (output / "manifest.json").exists()
     assert not list((output / SHARDS_DIR).rglob(".*"))  # no half-written shard left behind

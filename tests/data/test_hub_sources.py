@@ -17,13 +17,10 @@ from cmcr.data.merge import finalise
 from cmcr.data.plan import ExtractOptions
 from cmcr.data.sources import SourceOptions, collect_sources, read_source
 from cmcr.hub import list_repo_files
+from tests.data.test_extract import Interrupted, interrupt_after
 from tests.fixtures.datasets import BROKEN_ROW, WORDS, parquet_shard
 
 OPTIONS = ExtractOptions(profile="tiny", shard_size=2, num_workers=0, device="cpu", num_points=256)
-
-
-class Interrupted(Exception):
-    """Stands in for a killed job between two shards."""
 
 
 def _uri(repo: str, path: str = "", revision: str | None = None) -> str:
@@ -176,15 +173,8 @@ def test_a_bad_row_is_skipped_and_listed(extracted, hub_datasets):
 
 def test_a_killed_extraction_resumes_at_a_shard_boundary(hub_sources, extracted, tmp_path):
     output = tmp_path / "features"
-    finished = []
-
-    def stop_after_three(task):
-        finished.append(task.name)
-        if len(finished) == 3:
-            raise Interrupted
-
     with pytest.raises(Interrupted):
-        extract(hub_sources, output, OPTIONS, rank=Rank(), progress=False, on_shard=stop_after_three)
+        extract(hub_sources, output, OPTIONS, rank=Rank(), progress=False, on_shard=interrupt_after(3, []))
     again = extract(hub_sources, output, OPTIONS, rank=Rank(), progress=False)
     assert again.shards_reused == 3 and again.shards_embedded == again.shards_total - 3 and again.finalised
     reference, resumed = FeatureMemory(extracted[0]), FeatureMemory(output)
