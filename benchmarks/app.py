@@ -8,8 +8,9 @@ run interleaved, call by call, so a busy machine slows both alike:
 
 - baseline: the CPU path as it was: every encoder in float32, torch's default math threads;
 - app: the CPU path the app serves with (`studio.cpu`): bf16 autocast on CPUs with native bf16,
-  else ULIP's point tower in int8; the CPUs divided between the requests computed at once (the
-  app computes two).
+  else ULIP's point tower in int8; every forward pass in the app's one compute thread
+  (`ComputeLane`, through `studio.gpu.GpuEmbedder` as the app calls it) with a math thread per
+  CPU, where two requests at once queue.
 
 "two at once" repeats a tab with two requests in flight, as two visitors of one Space make them.
 """
@@ -36,7 +37,8 @@ from cmcr.models.space import tiny_space
 from cmcr.retrieval.gallery import Gallery, IndexSettings, NewItem
 from cmcr.retrieval.search import SpaceEmbedder, query
 from cmcr.retrieval.zeroshot import DEFAULT_LABELS, TEMPLATES, ZeroShotClassifier
-from studio.cpu import request_threads, serving_overrides
+from studio.cpu import ComputeLane, serving_overrides
+from studio.gpu import GpuEmbedder
 
 GALLERY_ROWS = 1000
 CONCURRENCY = 2  # the app's default: requests computed at once
@@ -74,7 +76,8 @@ def bench_app(bench: Bench) -> list[Figure]:
     default_threads = torch.get_num_threads()
     overrides = {name: serving_overrides(name, str(bench.device)) for name in ENCODERS}
     baseline = Variant(_embedder(bench, {}), default_threads, "float32")
-    app = Variant(_embedder(bench, overrides), request_threads(CONCURRENCY), _describe(overrides))
+    lane = ComputeLane()
+    app = Variant(_embedder(bench, overrides, lane), lane.threads, _describe(overrides))
     repeats = bench.plan.repeats if bench.plan.profile == "tiny" else max(12, bench.plan.repeats)
     figures = []
     try:
@@ -99,9 +102,11 @@ def bench_app(bench: Bench) -> list[Figure]:
     return figures
 
 
-def _embedder(bench: Bench, overrides: dict[str, dict[str, Any]]) -> SpaceEmbedder:
+def _embedder(bench: Bench, overrides: dict[str, dict[str, Any]], lane: ComputeLane | None = None) -> SpaceEmbedder:
+    """The baseline's plain embedder, or (with a lane) the app's."""
     encoders = {name: bench.encoder(name, **overrides.get(name, {})) for name in ENCODERS}
-    return SpaceEmbedder(tiny_space(encoders).to(bench.device), encoders)
+    space = tiny_space(encoders).to(bench.device)
+    return SpaceEmbedder(space, encoders) if lane is None else GpuEmbedder(space, encoders, lane)
 
 
 def _describe(overrides: dict[str, dict[str, Any]]) -> str:
@@ -145,8 +150,9 @@ def _interleaved(bench: Bench, variants: list[Variant], calls: list[Callable[[],
 
 
 def _two_at_once(variant: Variant, call: Callable[[], Any], repeats: int) -> Timing:
-    """Latency of each of two requests started together (torch threads are per process, so the
-    variant's setting holds for both)."""
+    """Latency of each of two requests started together from two threads, as Gradio's workers
+    start them: the baseline's compute there (each with OpenMP's default threads, as the app's
+    did), the app's queue in its compute thread."""
     torch.set_num_threads(variant.threads)
     samples: list[float] = []
     lock = threading.Lock()

@@ -1,4 +1,4 @@
-"""How the app uses a CPU: math threads per request, and the encoder settings that make CPU
+"""How the app uses a CPU: one compute thread with all its math threads, and the encoder settings that make CPU
 answers fast where they keep the embeddings (docs/benchmarks.md, `python -m benchmarks --only app`).
 
 Precision: on a CPU with native bfloat16 matrix units (Intel AMX, AVX-512 BF16) every encoder runs
@@ -7,25 +7,33 @@ bf16 is emulated and slower, so the encoders stay float32 except ULIP's point to
 which runs with int8 weights (cos 0.9999, about 1.3x faster). int8 is not used more widely: it
 moved CLAP's audio embeddings to cos 0.99, and open_clip's text tower does not run quantised.
 
-Threads: torch and FAISS start one math thread per core they see, and in a container limited by
-a CPU quota (a Space's 2 vCPUs) they see the host's cores. More threads than CPUs, or two
-requests computing at once with a thread per CPU each, leave every parallel region waiting for
-descheduled threads (much of the "before" column of docs/app.md's CPU speed table). So each request
-gets the CPUs the process may use (affinity and cgroup quota) divided by the requests computed
-at once. OMP_NUM_THREADS, where set, wins.
+Threads: every forward pass runs in one compute thread (`ComputeLane`) with a math thread per CPU
+the process may use (affinity and cgroup quota: in a container limited by a quota, such as a
+Space's 2 vCPUs, torch and FAISS would otherwise start one thread per core of the host). Two
+requests at once queue their forward passes there instead of each taking a share of the CPUs:
+the first answer then comes twice as fast and the second no later. One thread also keeps the
+setting true: torch's thread count is partly per thread (OpenMP's) and partly per process
+(its own pool, MKL), so threads set from Gradio's worker threads are not what those threads
+use (docs/app.md). OMP_NUM_THREADS, where set, wins.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import faiss
 import torch
 
 CGROUP = Path("/sys/fs/cgroup")
 ENV_CPU_BF16 = "CMCR_CPU_BF16"  # "1" or "0" overrides what the CPU flags say
+T = TypeVar("T")
+log = logging.getLogger("studio.cpu")
 
 
 def available_cpus(cgroup: Path = CGROUP) -> int:
@@ -49,18 +57,48 @@ def _cgroup_quota(cgroup: Path) -> float | None:
         return None
 
 
-def request_threads(concurrency: int, cgroup: Path = CGROUP) -> int:
-    """Math threads for each of `concurrency` requests computed at once."""
-    return max(1, available_cpus(cgroup) // max(1, concurrency))
+def serving_threads() -> int:
+    """Math threads for the compute thread: OMP_NUM_THREADS where set, else the CPUs available."""
+    chosen = os.environ.get("OMP_NUM_THREADS", "")
+    return max(1, int(chosen)) if chosen.isdigit() else available_cpus()
 
 
-def use_request_threads(concurrency: int) -> int:
-    """Set torch's and FAISS's threads for serving (unless OMP_NUM_THREADS says otherwise)."""
-    threads = int(os.environ["OMP_NUM_THREADS"]) if os.environ.get("OMP_NUM_THREADS", "").isdigit() \
-        else request_threads(concurrency)
+class ComputeLane:
+    """One thread that runs every forward pass with all the serving threads (the module docstring
+    says why). A call from inside the lane runs at once, so nesting cannot deadlock."""
+
+    THREAD_NAME = "cmcr-compute"
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads or serving_threads()
+        _set_threads(self.threads)  # the per-process half of the setting, for every thread alike
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=self.THREAD_NAME,
+                                        initializer=_set_threads, initargs=(self.threads,))
+
+    def run(self, function: Callable[..., T], *args: Any) -> T:
+        """`function(*args)` in the compute thread; its exception, if any, raised here."""
+        if threading.current_thread().name.startswith(self.THREAD_NAME):
+            return function(*args)
+        return self._pool.submit(function, *args).result()
+
+
+def _set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
     faiss.omp_set_num_threads(threads)
-    return threads
+
+
+def compute_lane(device: str | None) -> ComputeLane | None:
+    """The lane for serving on `device`: one on a CPU, None on a GPU (whose work is queued by its
+    driver, or on ZeroGPU by `spaces`)."""
+    if not _on_cpu(device):
+        return None
+    lane = ComputeLane()
+    log.info("forward passes run in one compute thread with %d math thread(s)", lane.threads)
+    return lane
+
+
+def _on_cpu(device: str | None) -> bool:
+    return torch.device(device).type == "cpu" if device else not torch.cuda.is_available()
 
 
 def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -75,8 +113,7 @@ def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 def serving_overrides(name: str, device: str | None, bf16: bool | None = None) -> dict[str, Any]:
     """Encoder settings for answering requests on `device` (the module docstring says why);
     `bf16` None: CMCR_CPU_BF16 ("1" or "0") where set, else ask the CPU."""
-    on_cpu = torch.device(device).type == "cpu" if device else not torch.cuda.is_available()
-    if not on_cpu:
+    if not _on_cpu(device):
         return {}
     if bf16 is None:
         chosen = os.environ.get(ENV_CPU_BF16)

@@ -22,6 +22,7 @@ import numpy as np
 import spaces
 
 from cmcr.retrieval.search import SpaceEmbedder
+from studio.cpu import ComputeLane
 
 # Seconds of GPU time per call: lending a GPU and moving the weights, then each item's forward
 # pass with a wide margin (a GPU embeds an item in milliseconds; 3D grouping and audio fusion
@@ -49,11 +50,15 @@ def embed_on_gpu(space_id: str, modality: str, batch: list[Any]) -> np.ndarray:
 
 class GpuEmbedder(SpaceEmbedder):
     """A `SpaceEmbedder` whose forward passes go through `embed_on_gpu`; decoding, preparing and
-    everything else stay in the calling process (on ZeroGPU, outside the GPU's time)."""
+    everything else stay in the calling process (on ZeroGPU, outside the GPU's time). With a
+    `lane` (serving on a CPU: `studio.cpu.compute_lane`) the forward passes run in its thread."""
 
-    def __init__(self, space: Any, encoders: dict[str, Any]) -> None:
+    def __init__(self, space: Any, encoders: dict[str, Any], lane: ComputeLane | None = None) -> None:
         super().__init__(space, encoders)
+        self.lane = lane
         _ON_DEVICE[self.space_id] = SpaceEmbedder(space, self.encoders)
 
     def embed(self, modality: str, batch: Sequence) -> np.ndarray:
-        return embed_on_gpu(self.space_id, modality, list(batch))
+        if self.lane is None:
+            return embed_on_gpu(self.space_id, modality, list(batch))
+        return self.lane.run(embed_on_gpu, self.space_id, modality, list(batch))

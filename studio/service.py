@@ -32,6 +32,7 @@ from cmcr.data.vocabulary import DEFAULT_LABELS, TEMPLATES
 from cmcr.retrieval.zeroshot import ZeroShotClassifier
 from studio.answers import DEFAULT_K, EMPTY_GALLERY, MODALITY_NAMES, Query, Results, ShownHit
 from studio.examples import ExampleRows, manifest_examples
+from studio.cpu import compute_lane
 from studio.gpu import GpuEmbedder
 from studio.limits import WorkLimit, model_work
 from studio.loading import TINY_SPACE_LABEL, ModelSet, load_models
@@ -114,10 +115,10 @@ class Studio:
         settings = settings or StudioSettings.from_env()
         models = load_models(settings, scaled(progress, 0.0, 0.7), on_space=on_space)
         workdir = claim_workdir()
-        served = []
+        served, lane = [], compute_lane(settings.device)
         for index, (label, space) in enumerate(models.spaces.items()):
             embedder = GpuEmbedder(space, {name: models.encoders[name] for name in space.encoders
-                                           if name in models.encoders})
+                                           if name in models.encoders}, lane)
             share = scaled(progress, 0.7 + 0.3 * index / len(models.spaces),
                            0.7 + 0.3 * (index + 1) / len(models.spaces))
             gallery = build_default_gallery(assets, workdir / f"gallery-{index}", embedder, share)

@@ -22,7 +22,6 @@ from cmcr.errors import CMCRError, InputError
 from cmcr.models.registry import DEFAULT_SPACE, list_pretrained
 from cmcr.data.media.kinds import EXTENSIONS
 from studio.answers import MODALITY_NAMES, Query
-from studio.cpu import use_request_threads
 from studio import serving
 from studio.service import MAX_UPLOAD_SIZE, POINT_FILE_TYPES, Studio
 from studio.session import SessionGallery
@@ -477,7 +476,6 @@ def load_page(args: argparse.Namespace) -> Page:
     named weights raises the CMCRError (app.py turns it into one `error:` line and exit code 2);
     on a Hugging Face Space the page is an error page instead."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    log.info("%d math thread(s) per request", use_request_threads(args.concurrency))
     settings = StudioSettings(space=args.space, revision=args.revision, profile=args.profile, device=args.device)
     try:
         studio = Studio.load(settings)

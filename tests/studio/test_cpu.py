@@ -1,7 +1,11 @@
-"""The app's CPU settings: threads from the CPUs the process may use, split between the requests
-computed at once, and the int8 point tower only on CPUs."""
+"""The app's CPU settings: threads from the CPUs the process may use, every forward pass in one
+compute thread that holds them, and the int8 point tower only on CPUs."""
 
 from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -28,20 +32,62 @@ def test_a_cpu_quota_caps_the_cpus_the_host_shows(tmp_path, monkeypatch, v2, v1,
     assert cpu.available_cpus(cgroup(tmp_path, v2, v1)) == (16 if quota is None else quota)
 
 
-def test_each_request_gets_its_share_of_the_cpus(tmp_path, monkeypatch):
-    monkeypatch.setattr(cpu.os, "sched_getaffinity", lambda pid: set(range(16)))
-    root = cgroup(tmp_path, "200000 100000")
-    assert [cpu.request_threads(n, root) for n in (1, 2, 3)] == [2, 1, 1]
+def test_omp_num_threads_wins_over_the_cpus_available(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert cpu.serving_threads() == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert cpu.serving_threads() == cpu.available_cpus()
 
 
-def test_omp_num_threads_wins_and_threads_are_set(monkeypatch):
+@pytest.fixture
+def lane():
+    before = torch.get_num_threads()
+    yield cpu.ComputeLane(threads=2)
+    torch.set_num_threads(before)
+
+
+def test_the_lane_runs_work_in_its_one_thread_with_its_math_threads(lane):
+    seen = [lane.run(lambda: (threading.current_thread().name, torch.get_num_threads())) for _ in range(3)]
+    assert len(set(seen)) == 1 and seen[0][0].startswith(cpu.ComputeLane.THREAD_NAME) and seen[0][1] == 2
+    assert threading.current_thread().name not in seen[0]
+
+
+def test_the_lane_raises_the_callers_error_and_keeps_serving(lane):
+    def fail():
+        raise ValueError("a broken input")
+
+    with pytest.raises(ValueError, match="a broken input"):
+        lane.run(fail)
+    assert lane.run(lambda x: x + 1, 41) == 42
+
+
+def test_work_from_inside_the_lane_runs_at_once_instead_of_deadlocking(lane):
+    assert lane.run(lambda: lane.run(lambda: "inner")) == "inner"
+
+
+def test_requests_in_flight_queue_in_the_lane_one_at_a_time(lane):
+    running, most = [0], [0]
+    guard = threading.Lock()
+
+    def forward():
+        with guard:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.02)
+        with guard:
+            running[0] -= 1
+        return threading.current_thread().name
+
+    with ThreadPoolExecutor(4) as requests:
+        names = set(requests.map(lambda _: lane.run(forward), range(8)))
+    assert most[0] == 1 and len(names) == 1
+
+
+def test_only_a_cpu_gets_a_lane():
+    assert cpu.compute_lane("cuda") is None
     before = torch.get_num_threads()
     try:
-        monkeypatch.setenv("OMP_NUM_THREADS", "1")
-        assert cpu.use_request_threads(1) == 1 and torch.get_num_threads() == 1
-        monkeypatch.delenv("OMP_NUM_THREADS")
-        assert cpu.use_request_threads(64) == 1  # more requests than CPUs: one thread each
-        assert cpu.use_request_threads(1) == cpu.available_cpus() == torch.get_num_threads()
+        assert isinstance(cpu.compute_lane("cpu"), cpu.ComputeLane)
     finally:
         torch.set_num_threads(before)
 

@@ -152,6 +152,26 @@ def test_a_3d_upload_is_decoded_once_for_its_answer_and_its_preview(studio, uplo
     assert decodes == ["points", "points"]
 
 
+def test_on_a_cpu_every_forward_pass_runs_in_the_compute_thread_and_decoding_outside(studio, uploads, monkeypatch):
+    """The math threads are set in that one thread (studio.cpu); work elsewhere would run with
+    whatever threads OpenMP gives a new thread."""
+    import threading
+
+    from studio.cpu import ComputeLane
+
+    embedder = studio.served[0].embedder
+    encoder = embedder.encoders[embedder.encoder_for("audio")]
+    threads: dict[str, str] = {}
+    real_embed, real_decode = encoder.embed, embedder.decode
+    monkeypatch.setattr(encoder, "embed", lambda modality, batch: threads.setdefault(
+        "embed", threading.current_thread().name) and real_embed(modality, batch))
+    monkeypatch.setattr(embedder, "decode", lambda modality, source, **kw: threads.setdefault(
+        "decode", threading.current_thread().name) and real_decode(modality, source, **kw))
+    studio.answer(Query("audio", str(uploads["audio"])), "image", k=2)
+    assert threads["embed"].startswith(ComputeLane.THREAD_NAME)
+    assert not threads["decode"].startswith(ComputeLane.THREAD_NAME)
+
+
 def test_session_gallery_indexes_uploads_and_is_searched_alone(studio, uploads, tmp_path):
     gallery = studio.new_session_gallery()
     copy = tmp_path / "same_image.png"
