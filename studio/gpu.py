@@ -30,6 +30,7 @@ from studio.cpu import ComputeLane
 CALL_SECONDS = 5.0
 ITEM_SECONDS = {"text": 0.05, "image": 0.05, "audio": 0.3, "points": 0.3}
 MAX_SECONDS = 120
+LANE_PIECE = 4  # items per forward pass in a CPU's compute thread
 
 # The embedders that run inside a GPU call, by space id. Filled while the app loads, so a
 # forked worker inherits them.
@@ -61,4 +62,7 @@ class GpuEmbedder(SpaceEmbedder):
     def embed(self, modality: str, batch: Sequence) -> np.ndarray:
         if self.lane is None:
             return embed_on_gpu(self.space_id, modality, list(batch))
-        return self.lane.run(embed_on_gpu, self.space_id, modality, list(batch))
+        # In pieces, so that a visitor's one query waits behind at most one piece of another's
+        # 32-item upload batch in the lane's queue, not behind all of it.
+        pieces = [list(batch[start:start + LANE_PIECE]) for start in range(0, len(batch), LANE_PIECE)] or [[]]
+        return np.concatenate([self.lane.run(embed_on_gpu, self.space_id, modality, piece) for piece in pieces])

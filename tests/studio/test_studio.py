@@ -172,6 +172,39 @@ def test_on_a_cpu_every_forward_pass_runs_in_the_compute_thread_and_decoding_out
     assert not threads["decode"].startswith(ComputeLane.THREAD_NAME)
 
 
+def test_a_query_waits_behind_one_piece_of_a_long_batch_not_all_of_it(studio, monkeypatch):
+    import threading
+    import time
+
+    from studio.gpu import LANE_PIECE
+
+    embedder = studio.served[0].embedder
+    encoder = embedder.encoders[embedder.encoder_for("text")]
+    prompts = [f"item number {index}" for index in range(3 * LANE_PIECE)]
+    expected = embedder.embed("text", prompts)
+    sizes, results = [], []
+    first_piece, query_sent = threading.Event(), threading.Event()
+    real_embed = encoder.embed
+
+    def recorded(modality, batch):
+        if not sizes and not first_piece.is_set():  # the batch's first piece: the query joins the queue
+            first_piece.set()
+            query_sent.wait(5)
+            time.sleep(0.5)  # the query's submission is a few microseconds after query_sent
+        sizes.append(len(batch))
+        return real_embed(modality, batch)
+
+    monkeypatch.setattr(encoder, "embed", recorded)
+    long_batch = threading.Thread(target=lambda: results.append(embedder.embed("text", prompts)))
+    long_batch.start()
+    assert first_piece.wait(5)
+    query_sent.set()
+    embedder.embed("text", ["a query"])
+    long_batch.join()
+    assert sizes == [LANE_PIECE, 1, LANE_PIECE, LANE_PIECE]
+    np.testing.assert_allclose(results[0], expected, atol=1e-5)
+
+
 def test_session_gallery_indexes_uploads_and_is_searched_alone(studio, uploads, tmp_path):
     gallery = studio.new_session_gallery()
     copy = tmp_path / "same_image.png"
