@@ -22,13 +22,14 @@ from cmcr.training.trainer import train_connection
 
 DEFAULT_CHANGES = {
     "none": {},
+    "uncentred aggregation": {"agg_centre": False},
+    "τ = 0.1": {"temperature": 0.1},
     "τ = 0.05": {"temperature": 0.05},
-    "τ = 0.2": {"temperature": 0.2},
+    "τ = 0.03": {"temperature": 0.03},
     "τ_agg = 0.005": {"agg_temperature": 0.005},
-    "τ_agg = 0.03": {"agg_temperature": 0.03},
-    "noise cosine = 1 (no completion)": {"noise_cosine": 1.0},
-    "noise cosine = 0.9": {"noise_cosine": 0.9},
-    "noise cosine = 0.7": {"noise_cosine": 0.7},
+    "τ_agg = 0.02": {"agg_temperature": 0.02},
+    "noise cosine = 0.95": {"noise_cosine": 0.95},
+    "noise cosine = 0.8": {"noise_cosine": 0.8},
     "λ = 0": {"intra_weight": 0.0},
     "λ = 1": {"intra_weight": 1.0},
 }

@@ -40,11 +40,17 @@ ABLATIONS = {
     "C-MCR, no semantic consistency (overlap pairs only)": ("c-mcr", {"semantic_consistency": False}),
     "C-MCR, no semantic completion": ("c-mcr", {"noise_cosine": 1.0}),
     "C-MCR, no intra-MCR alignment (λ=0)": ("c-mcr", {"intra_weight": 0.0}),
+    "C-MCR, uncentred aggregation (the papers' plain similarities)": ("c-mcr", {"agg_centre": False}),
+    "C-MCR, uncentred aggregation and τ = 0.1 (the earlier defaults)":
+        ("c-mcr", {"agg_centre": False, "temperature": 0.1}),
     "C-MCR, one-layer projectors (the official ULIP–CLIP architecture)": ("c-mcr", {"cmcr_projector": "one-layer"}),
     "Ex-MCR, anchored objective (the earlier one: λ pulls outputs onto base partners)":
         ("ex-mcr", {"exmcr_objective": "anchored"}),
     "Ex-MCR, no intra-space alignment (λ=0)": ("ex-mcr", {"intra_weight": 0.0}),
     "Ex-MCR, no semantic consistency (overlap pairs only)": ("ex-mcr", {"semantic_consistency": False}),
+    "Ex-MCR, uncentred aggregation (the papers' plain similarities)": ("ex-mcr", {"agg_centre": False}),
+    "Ex-MCR, uncentred aggregation and τ = 0.1 (the earlier defaults)":
+        ("ex-mcr", {"agg_centre": False, "temperature": 0.1}),
 }
 ORACLE = "oracle: C-MCR projectors on true (p, q) pairs"
 
