@@ -2,6 +2,8 @@
 
 - `defaults`: each default changed one at a time, q→p R@1 of both methods at the epoch their own
   model selection keeps; what docs/method.md's defaults table comes from.
+- `hubs`: how much of all aggregation weight the most-weighted memory rows receive, with the papers'
+  raw scores and with centred queries (`agg_centre`): the modality-gap hubs centring removes.
 - `selection`: how well each held-out signal tracks the target. Runs of several settings and world
   seeds train for a fixed number of epochs; every epoch logs the overlap signal (O_Y → O_X R@1),
   the pseudo-pair signal (q̂ → p̂ R@1), their mean, and the true q→p R@1 on test pairs no
@@ -13,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import torch
 from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
@@ -22,13 +25,14 @@ from cmcr.training.trainer import train_connection
 
 DEFAULT_CHANGES = {
     "none": {},
+    "uncentred aggregation": {"agg_centre": False},
+    "τ = 0.1": {"temperature": 0.1},
     "τ = 0.05": {"temperature": 0.05},
-    "τ = 0.2": {"temperature": 0.2},
+    "τ = 0.03": {"temperature": 0.03},
     "τ_agg = 0.005": {"agg_temperature": 0.005},
-    "τ_agg = 0.03": {"agg_temperature": 0.03},
-    "noise cosine = 1 (no completion)": {"noise_cosine": 1.0},
-    "noise cosine = 0.9": {"noise_cosine": 0.9},
-    "noise cosine = 0.7": {"noise_cosine": 0.7},
+    "τ_agg = 0.02": {"agg_temperature": 0.02},
+    "noise cosine = 0.95": {"noise_cosine": 0.95},
+    "noise cosine = 0.8": {"noise_cosine": 0.8},
     "λ = 0": {"intra_weight": 0.0},
     "λ = 1": {"intra_weight": 1.0},
 }
@@ -59,6 +63,29 @@ def defaults_sweep(spec: WorldSpec, config: TrainConfig) -> str:
         lines.append(f"| {label} | {' | '.join(cells)} |")
         tqdm.write(lines[-1])
     return "\n".join(lines)
+
+
+def hub_report(spec: WorldSpec, config: TrainConfig) -> str:
+    """Share of all softmax(score/τ_agg) weight that the top 1 % of P and Q rows receive when every
+    overlap row queries them (an even spread gives 1 %), and the most any single row receives."""
+    memories = SyntheticWorld(spec).memories()
+    lines = ["| aggregation scores | P: weight on its top 1 % of rows | Q: weight on its top 1 % | "
+             "most weight on one P row (queries' worth) |", "|---|---|---|---|"]
+    for label, centre in (("raw o·m (the papers')", False), ("centred (o − μ_o)·m (`agg_centre`)", True)):
+        received = [_weight_received(queries, memory, config.agg_temperature, centre)
+                    for queries, memory in ((memories.o_x, memories.p), (memories.o_y, memories.q))]
+        shares = [100 * weights.topk(max(1, len(weights) // 100)).values.sum() / weights.sum()
+                  for weights in received]
+        lines.append(f"| {label} | {shares[0]:.1f} % | {shares[1]:.1f} % | {received[0].max():.1f} |")
+    return "\n".join(lines)
+
+
+def _weight_received(queries: np.ndarray, memory: np.ndarray, temperature: float, centre: bool) -> torch.Tensor:
+    """Total aggregation weight each memory row gets over all queries (a dense matrix: toy sizes only)."""
+    queries, memory = torch.from_numpy(queries), torch.from_numpy(memory)
+    if centre:
+        queries = queries - queries.mean(dim=0)
+    return torch.softmax(queries @ memory.T / temperature, dim=1).sum(dim=0)
 
 
 def selection_sweep(spec: WorldSpec, config: TrainConfig, seeds: tuple[int, ...] = (0, 1)) -> str:

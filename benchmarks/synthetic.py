@@ -5,6 +5,7 @@ markdown table.
     python -m benchmarks.synthetic --scale 100000      # memory/time at N rows per memory
     python -m benchmarks.synthetic --sweep defaults    # each default changed in turn (benchmarks.sweeps)
     python -m benchmarks.synthetic --sweep selection   # held-out signals against the true q→p R@1
+    python -m benchmarks.synthetic --sweep hubs        # aggregation weight on the top memory rows
 
 Rows: both methods, their ablations, a least-squares text bridge, chance, and oracles trained on
 true (p, q) pairs, with each row's q→p R@1 as a share of the C-MCR oracle's. Training sees only
@@ -34,17 +35,23 @@ from cmcr.training.config import TrainConfig, load_config
 from cmcr.training.memories import ConnectionMemories
 from cmcr.training.trainer import train_connection
 
-from benchmarks.sweeps import defaults_sweep, selection_sweep
+from benchmarks.sweeps import defaults_sweep, hub_report, selection_sweep
 
 ABLATIONS = {
     "C-MCR, no semantic consistency (overlap pairs only)": ("c-mcr", {"semantic_consistency": False}),
     "C-MCR, no semantic completion": ("c-mcr", {"noise_cosine": 1.0}),
     "C-MCR, no intra-MCR alignment (λ=0)": ("c-mcr", {"intra_weight": 0.0}),
+    "C-MCR, uncentred aggregation (the papers' plain similarities)": ("c-mcr", {"agg_centre": False}),
+    "C-MCR, uncentred aggregation and τ = 0.1 (the earlier defaults)":
+        ("c-mcr", {"agg_centre": False, "temperature": 0.1}),
     "C-MCR, one-layer projectors (the official ULIP–CLIP architecture)": ("c-mcr", {"cmcr_projector": "one-layer"}),
     "Ex-MCR, anchored objective (the earlier one: λ pulls outputs onto base partners)":
         ("ex-mcr", {"exmcr_objective": "anchored"}),
     "Ex-MCR, no intra-space alignment (λ=0)": ("ex-mcr", {"intra_weight": 0.0}),
     "Ex-MCR, no semantic consistency (overlap pairs only)": ("ex-mcr", {"semantic_consistency": False}),
+    "Ex-MCR, uncentred aggregation (the papers' plain similarities)": ("ex-mcr", {"agg_centre": False}),
+    "Ex-MCR, uncentred aggregation and τ = 0.1 (the earlier defaults)":
+        ("ex-mcr", {"agg_centre": False, "temperature": 0.1}),
 }
 ORACLE = "oracle: C-MCR projectors on true (p, q) pairs"
 
@@ -66,7 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "a second run measures training alone")
     parser.add_argument("--scale-overlap", type=int, default=2000, metavar="N_O",
                         help="overlap rows in --scale mode (aggregation costs N_O x N)")
-    parser.add_argument("--sweep", choices=("defaults", "selection"),
+    parser.add_argument("--sweep", choices=("defaults", "selection", "hubs"),
                         help="instead: one of the sweeps of benchmarks.sweeps")
     parser.add_argument("--seeds", default="0,1", help="world seeds of --sweep selection")
     return parser.parse_args(argv)
@@ -179,6 +186,8 @@ def run(args: argparse.Namespace) -> None:
     print(f"world: {spec}\nconfig: {config}\ntorch threads: {torch.get_num_threads()}")
     if args.sweep == "defaults":
         print(defaults_sweep(spec, config))
+    elif args.sweep == "hubs":
+        print(hub_report(spec, config))
     elif args.sweep == "selection":
         print(selection_sweep(spec, config, tuple(int(seed) for seed in args.seeds.split(","))))
     elif args.scale:

@@ -24,6 +24,9 @@ SELECTION_SIGNALS = ("pseudo", "overlap", "mix")
 # each official release uses for its connection (ConnectionMemories.cmcr_projector).
 CMCR_ARCHITECTURES = ("two-layer", "one-layer")
 CMCR_PROJECTORS = ("official", *CMCR_ARCHITECTURES)
+# InfoNCE temperature τ of each method when `temperature` is unset: Ex-MCR's leaf head aligns with a
+# frozen base and wants a sharper τ than C-MCR's two trained projectors (docs/method.md, § Defaults).
+METHOD_TEMPERATURES = {"c-mcr": 0.05, "ex-mcr": 0.03}
 
 
 @dataclass
@@ -32,10 +35,11 @@ class TrainConfig:
     (docs/method.md records the sweep that picked them)."""
 
     agg_temperature: float = 0.01  # τ_agg: softmax temperature of memory aggregation
+    agg_centre: bool = True  # aggregation scores queries minus their modality's mean (no gap hubs)
     noise_cosine: float = 0.9  # semantic completion: expected cos(x, x + noise), at any width (1: none)
     top_k: int | None = None  # aggregate over each query's k nearest memory rows only
     semantic_consistency: bool = True  # False: train on overlap pairs only (ablation)
-    temperature: float = 0.1  # τ: InfoNCE temperature
+    temperature: float | None = None  # τ: InfoNCE temperature (None: METHOD_TEMPERATURES)
     intra_weight: float = 0.1  # λ: weight of the intra-MCR alignment term
     exmcr_objective: str = "decoupled"  # one of EXMCR_OBJECTIVES
     selection: str = "pseudo"  # model-selection signal, one of SELECTION_SIGNALS
@@ -64,7 +68,7 @@ class TrainConfig:
 
     def check(self) -> None:
         """Reject values that would crash or silently misbehave mid-run."""
-        positive = ["agg_temperature", "temperature", "hidden", "epochs", "batch_size", "lr",
+        positive = ["agg_temperature", "hidden", "epochs", "batch_size", "lr",
                     "patience", "agg_chunk_size", "val_max_rows"]
         bad = [name for name in positive if not getattr(self, name) > 0]
         bad += [name for name in ("intra_weight", "weight_decay") if getattr(self, name) < 0]
@@ -73,6 +77,7 @@ class TrainConfig:
                 if not 0 <= getattr(self, name) < 1]
         bad += [name for name in ("top_k", "dim_out")
                 if getattr(self, name) is not None and getattr(self, name) < 1]
+        bad += [] if self.temperature is None or self.temperature > 0 else ["temperature"]
         if bad:
             raise InputError(f"training option(s) out of range: {', '.join(bad)} "
                              f"(got {[getattr(self, name) for name in bad]})")
@@ -80,6 +85,15 @@ class TrainConfig:
                               ("cmcr_projector", CMCR_PROJECTORS)):
             if getattr(self, name) not in choices:
                 raise InputError(f"training option {name}={getattr(self, name)!r}: choose one of {choices}")
+
+    def for_method(self, method: str) -> "TrainConfig":
+        """This configuration with `temperature` filled in for `method` when unset, so that what a
+        run records and saves (config.json, its logit_scale) names the τ it trained at."""
+        if self.temperature is not None:
+            return self
+        if method not in METHOD_TEMPERATURES:
+            raise InputError(f"unknown method {method!r}; choose one of {tuple(METHOD_TEMPERATURES)}")
+        return dataclasses.replace(self, temperature=METHOD_TEMPERATURES[method])
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

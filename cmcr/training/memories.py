@@ -106,9 +106,9 @@ def held_out_pseudo_pairs(mem: ConnectionMemories, rows: np.ndarray, config: Tra
                           device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """(q̂, p̂) of held-out overlap rows: the pseudo partners training would make of them. No
     true (p, q) pair exists, so retrieval q̂ → p̂ is the nearest thing to the target task."""
-    mix = _mixer(config, device)
-    return (mix(_rows_on(mem.o_y, rows, device), mem.q),
-            mix(_rows_on(mem.o_x, rows, device), mem.p))
+    mix, centre = _mixer(config, device), _centres(mem, config, device)
+    return (mix(_rows_on(mem.o_y, rows, device), mem.q, centre["o_y"]),
+            mix(_rows_on(mem.o_x, rows, device), mem.p, centre["o_x"]))
 
 
 def pseudo_views(mem: ConnectionMemories, rows: np.ndarray, method: str, config: TrainConfig,
@@ -117,32 +117,58 @@ def pseudo_views(mem: ConnectionMemories, rows: np.ndarray, method: str, config:
     q-centred views (docs/method.md), each capped at the overlap size so one epoch visits each
     about once."""
     o_x, o_y = _rows_on(mem.o_x, rows, device), _rows_on(mem.o_y, rows, device)
-    mix = _mixer(config, device)
     if not config.semantic_consistency:
         return [Views(o_x, o_x, o_y, o_y)]
-    views = [Views(o_x, mix(o_x, mem.p), o_y, mix(o_y, mem.q))]
+    mix, centre = _mixer(config, device), _centres(mem, config, device)
+    views = [Views(o_x, mix(o_x, mem.p, centre["o_x"]), o_y, mix(o_y, mem.q, centre["o_y"]))]
     if method == "ex-mcr":
         generator = np.random.default_rng(config.seed + 1)
         p = _rows_on(mem.p, _subset(mem.p.shape[0], len(rows), generator), device)
         q = _rows_on(mem.q, _subset(mem.q.shape[0], len(rows), generator), device)
-        x_o, y_o = _mix_pair(mix, p, o_x, o_y)
-        views.append(Views(x_o, p, y_o, mix(y_o, mem.q)))
-        y_o, x_o = _mix_pair(mix, q, o_y, o_x)
-        views.append(Views(x_o, mix(x_o, mem.p), y_o, q))
+        x_o, y_o = _mix_pair(mix, p, centre["p"], o_x, o_y)
+        views.append(Views(x_o, p, y_o, mix(y_o, mem.q, centre["o_y"])))
+        y_o, x_o = _mix_pair(mix, q, centre["q"], o_y, o_x)
+        views.append(Views(x_o, mix(x_o, mem.p, centre["o_x"]), y_o, q))
     return views
 
 
 def _mixer(config: TrainConfig, device: torch.device) -> Callable:
-    def mix(queries, memory, values=None):
-        return aggregate(queries, memory, config.agg_temperature, values=values,
+    """Aggregation with the run's settings; `centre` (the query modality's mean, or 0) is taken
+    off the queries before scoring (`_centres` says why)."""
+    def mix(queries, memory, centre, values=None):
+        return aggregate((queries.float() - centre).half(), memory, config.agg_temperature, values=values,
                          top_k=config.top_k, chunk_size=config.agg_chunk_size,
                          device=device).half()
     return mix
 
 
-def _mix_pair(mix: Callable, queries: torch.Tensor, keys: torch.Tensor, partner: torch.Tensor):
+def _centres(mem: ConnectionMemories, config: TrainConfig, device: torch.device) -> dict[str, torch.Tensor]:
+    """Each memory's mean row (all zeros with `agg_centre` off), what aggregation queries of that
+    modality are centred by.
+
+    Every row of one modality carries the same modality-gap offset, so an uncentred query scores
+    memory row j with an extra `gap·m_j` that is the same for all queries: the same few memory rows
+    then dominate every pseudo partner (hubs). Taking the query modality's mean off removes that
+    term and leaves the softmax the part of the similarity that differs between queries.
+    """
+    names = ("o_x", "o_y", "p", "q")
+    if not config.agg_centre:
+        return {name: torch.zeros((), device=device) for name in names}
+    return {name: _mean_row(getattr(mem, name), config.agg_chunk_size, device) for name in names}
+
+
+def _mean_row(array: ArrayLike, chunk_size: int, device: torch.device) -> torch.Tensor:
+    """Mean of the unit rows, read in chunks (a memmap is never loaded whole)."""
+    total = torch.zeros(array.shape[1], device=device)
+    for start in range(0, array.shape[0], chunk_size):
+        total += _rows_on(array[start:start + chunk_size], None, device).float().sum(dim=0)
+    return total / array.shape[0]
+
+
+def _mix_pair(mix: Callable, queries: torch.Tensor, centre: torch.Tensor, keys: torch.Tensor,
+              partner: torch.Tensor):
     """Aggregate over `keys` and mix the row-aligned `partner` (of any width) with the same weights."""
-    both = mix(queries, keys, torch.cat([keys, partner], dim=1))
+    both = mix(queries, keys, centre, torch.cat([keys, partner], dim=1))
     own, other = both.float().split([keys.shape[1], partner.shape[1]], dim=1)
     return F.normalize(own, dim=1).half(), F.normalize(other, dim=1).half()
 

@@ -24,6 +24,7 @@ def build_spaces(results: Mapping[str, TrainResult], method: str, config: TrainC
     {"clap-clip": space, ...}, one pairwise space per connection. `encoders` adds per-encoder
     facts (weights, revision) to config.json, as `UnifiedSpace.build` describes.
     """
+    config = config.for_method(method)
     hyperparameters = config.to_dict()
     metrics = {name: json_safe(result.metrics) for name, result in results.items()}
     scale = 1 / config.temperature  # the sharpness the heads were trained at

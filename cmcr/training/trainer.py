@@ -82,6 +82,7 @@ def train_connection(
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; choose one of {METHODS}")
     config.check()
+    config = config.for_method(method)
     mem.check()
     device = _pick_device(config.device)
     started = time.perf_counter()

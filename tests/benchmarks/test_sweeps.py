@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from benchmarks import synthetic
-from benchmarks.sweeps import _selection_report
+from benchmarks.sweeps import _selection_report, hub_report
+from cmcr.evaluation.synthetic import WorldSpec
+from cmcr.training.config import TrainConfig
 
 
 def _cells(report: str, row: str) -> list[float]:
@@ -29,6 +31,15 @@ def test_a_signal_that_tracks_the_truth_scores_one_and_one_that_does_not_scores_
     assert within[1] == pytest.approx(1.0) and within[0] == pytest.approx((0.5 + 1 + 1) / 3, abs=0.01)
     kept = _cells(report, "**true q→p R@1 of the epoch it keeps (mean; best possible 14.0)")
     assert kept == pytest.approx([(20 + 9 + 3) / 3, (30 + 9 + 3) / 3, (20 + 9 + 3) / 3], abs=0.01)
+
+
+def test_centred_queries_spread_the_aggregation_weight_that_raw_ones_heap_on_gap_hubs():
+    world = WorldSpec(latent_dim=8, dim=64, intrinsic_dim=32, hidden=32, n_concepts=16, n_overlap=800,
+                      n_p=800, n_q=800, n_test=100)
+    report = hub_report(world, TrainConfig())
+    raw, centred = _cells(report, "raw"), _cells(report, "centred")
+    assert raw[0] > 2 * centred[0] and raw[1] > 2 * centred[1]  # top 1 % share of P, of Q
+    assert centred[0] >= 1.0  # an even spread gives the top 1 % exactly 1 %
 
 
 @pytest.mark.slow

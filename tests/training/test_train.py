@@ -11,7 +11,7 @@ import torch
 from cmcr.errors import InputError
 from cmcr.evaluation.metrics import retrieval_metrics
 from cmcr.evaluation.synthetic import WorldSpec, make_world
-from cmcr.training.config import TrainConfig, load_config
+from cmcr.training.config import METHOD_TEMPERATURES, TrainConfig, load_config
 from cmcr.training.curves import save_training_curve
 from cmcr.training.enhance import aggregate
 from cmcr.training.losses import paired_gap
@@ -86,7 +86,7 @@ def test_resume_after_a_crash_ends_with_thesame_weights(world, tmp_path, method)
 
 
 @pytest.mark.parametrize("switch", [{"semantic_consistency": False}, {"noise_cosine": 1.0},
-                                    {"intra_weight": 0.0}, {"top_k": 8}])
+                                    {"intra_weight": 0.0}, {"top_k": 8}, {"agg_centre": False}])
 def test_each_ablation_switch_changes_training(world, switch):
     mem, _, _ = world
     config = dataclasses.replace(FAST, epochs=1)
@@ -175,6 +175,21 @@ def test_early_stopping_keeps_the_best_epoch(world):
     best = result.metrics["best_epoch"]
     assert result.metrics["val_r1"] == max(result.history["val_r1"])
     assert result.history["val_r1"][best - 1] == result.metrics["val_r1"]
+
+
+@pytest.mark.parametrize("method", ["c-mcr", "ex-mcr"])
+def test_an_unset_temperature_is_the_method_s_own_and_recorded_as_such(world, method):
+    mem, _, _ = world
+    config = dataclasses.replace(FAST, epochs=1, temperature=None)
+    result = train_connection(mem, config, method, progress=False)
+    assert result.config.temperature == METHOD_TEMPERATURES[method]
+    pinned = dataclasses.replace(config, temperature=METHOD_TEMPERATURES[method])
+    assert same_weights(result, train_connection(mem, pinned, method, progress=False))
+    other = dataclasses.replace(config, temperature=0.2)
+    assert not same_weights(result, train_connection(mem, other, method, progress=False))
+    assert other.for_method(method).temperature == 0.2
+    with pytest.raises(InputError, match="unknown method"):
+        config.for_method("mcr")
 
 
 def test_training_curve_png(tmp_path):

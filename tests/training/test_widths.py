@@ -13,7 +13,7 @@ from cmcr.models.encoders import build_encoder
 from cmcr.models.encoders.profiles import TINY_CLIP_MODEL_CFG
 from cmcr.models.space import UnifiedSpace
 from cmcr.retrieval.search import SpaceEmbedder
-from cmcr.training.config import TrainConfig
+from cmcr.training.config import METHOD_TEMPERATURES, TrainConfig
 from cmcr.training.memories import ConnectionMemories
 from cmcr.training.spaces import build_spaces, spaces_by_folder
 from cmcr.training.trainer import train_connection
@@ -21,8 +21,8 @@ from cmcr.training.trainer import train_connection
 BASE, LEAF = 768, 512
 WORLD = WorldSpec(latent_dim=8, dim=BASE, leaf_dim=LEAF, intrinsic_dim=64, hidden=64, n_concepts=32,
                   noise_weight=0.25, n_overlap=1200, n_p=1200, n_q=1200, n_test=200)
-CONFIG = TrainConfig(hidden=128, epochs=6, batch_size=128, lr=3e-3, temperature=0.05, val_fraction=0.1,
-                     agg_chunk_size=500)
+CONFIG = TrainConfig(hidden=128, epochs=6, batch_size=128, lr=3e-3, val_fraction=0.1,
+                     agg_chunk_size=500)  # temperature unset: each method's own, which the space must record
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
@@ -53,7 +53,7 @@ def test_a_wide_base_and_a_narrow_leaf_train_save_load_and_serve(world, encoders
     loaded = UnifiedSpace.from_pretrained(space.save_pretrained(tmp_path / folder_name))
     assert loaded.dim == BASE and loaded.config["encoders"]["clap"]["dim"] == LEAF
     assert loaded.config["encoders"]["clip"]["dim"] == BASE
-    assert loaded.logit_scale == pytest.approx(1 / CONFIG.temperature)
+    assert loaded.logit_scale == pytest.approx(1 / METHOD_TEMPERATURES[method])
     with torch.no_grad():
         by_head = result.heads["clap"](torch.from_numpy(test_q)).numpy()
     np.testing.assert_allclose(loaded.project("clap", "audio", test_q), by_head, atol=1e-5)
