@@ -52,6 +52,8 @@ class WorldSpec:
     modality_weight: float = 0.3  # private content, seen by one modality only
     gap_weight: float = 0.7  # constant per-modality offset (the modality gap)
     noise_weight: float = 0.35  # per-item noise
+    map_gain: float = 1.5  # first-layer gain of the random maps: higher saturates tanh, less linear
+    modality_twist: float = 0.0  # rotates each modality's semantic content away from the others'
     seed: int = 0
 
 
@@ -59,7 +61,7 @@ class _RandomMap:
     """A fixed random 2-layer MLP of the latent (tanh then GELU-like), centred, unit rows."""
 
     def __init__(self, rng: np.random.Generator, spec: WorldSpec, dim: int) -> None:
-        self.first = rng.standard_normal((spec.latent_dim, spec.hidden)) * 1.5 / np.sqrt(
+        self.first = rng.standard_normal((spec.latent_dim, spec.hidden)) * spec.map_gain / np.sqrt(
             spec.latent_dim)
         self.bias = rng.standard_normal(spec.hidden) * 0.5
         self.second = rng.standard_normal((spec.hidden, dim)) / np.sqrt(spec.hidden)
@@ -85,6 +87,9 @@ class _MCR:
         self.shared = _RandomMap(rng, spec, self.width)
         self.own = {m: _RandomMap(rng, spec, self.width) for m in modalities}
         self.gap = {m: _unit(rng.standard_normal(self.width)) for m in modalities}
+        # drawn apart from the content, so a twist of 0 leaves every other draw as it was
+        self.twist = {m: _near_identity_rotation(placement_rng, self.width, spec.modality_twist)
+                      for m in modalities} if spec.modality_twist else None
         # orthonormal rows, drawn apart from the content: a world differs between widths only here,
         # and dot products survive the placement exactly
         self.placement = np.linalg.qr(placement_rng.standard_normal((dim, self.width)))[0].T
@@ -94,7 +99,8 @@ class _MCR:
         """Unit rows of `modality` for items with these semantic and private latents."""
         spec = self.spec
         noise = _unit(rng.standard_normal((len(latents), self.width)))
-        mixed = (spec.shared_weight * self.shared(latents)
+        meaning = self.shared(latents) if self.twist is None else self.shared(latents) @ self.twist[modality]
+        mixed = (spec.shared_weight * meaning
                  + spec.modality_weight * self.own[modality](private)
                  + spec.gap_weight * self.gap[modality] + spec.noise_weight * noise)
         return (_unit(mixed) @ self.placement).astype(np.float32)
@@ -151,6 +157,14 @@ def make_world(spec: WorldSpec = WorldSpec()) -> tuple[ConnectionMemories, np.nd
     return world.memories(), test_p, test_q
 
 
+def _near_identity_rotation(rng: np.random.Generator, width: int, strength: float) -> np.ndarray:
+    """The rotation nearest to I + strength·G/√width (G Gaussian): the modality gap as a change of
+    direction of the content, not only a constant offset, which a map fitted on one modality does
+    not undo for another."""
+    left, _, right = np.linalg.svd(np.eye(width) + strength * rng.standard_normal((width, width)) / np.sqrt(width))
+    return left @ right
+
+
 def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
@@ -158,10 +172,19 @@ def _unit(x: np.ndarray) -> np.ndarray:
 # --- scoring on the world -------------------------------------------------------------------
 
 
+BRIDGE_RCOND = 1e-4
+
+
 def text_bridge(o_y: np.ndarray, o_x: np.ndarray) -> np.ndarray:
-    """The naive baseline: a least-squares linear map Y → X fitted on the overlap pairs only."""
+    """The naive baseline: a least-squares linear map Y → X fitted on the overlap pairs only.
+
+    Embeddings span fewer directions than their width (the world's content spans
+    `intrinsic_dim`), and in the others float32 rows hold only rounding noise, singular values
+    ~1e-7 against ~2 for the content. numpy's default cut-off keeps those, so the fit inverts
+    rounding noise with weights ~1e6 and every bridged query is swamped by it; singular values
+    below `BRIDGE_RCOND` of the largest are dropped instead."""
     mapping, *_ = np.linalg.lstsq(np.asarray(o_y, np.float64), np.asarray(o_x, np.float64),
-                                  rcond=None)
+                                  rcond=BRIDGE_RCOND)
     return mapping.astype(np.float32)
 
 

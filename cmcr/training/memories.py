@@ -103,23 +103,26 @@ def to_pairs(queries: ArrayLike, gallery: ArrayLike, rows: np.ndarray | None,
 
 
 def held_out_pseudo_pairs(mem: ConnectionMemories, rows: np.ndarray, config: TrainConfig,
-                          device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+                          device: torch.device, centre: dict[str, torch.Tensor]
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
     """(q̂, p̂) of held-out overlap rows: the pseudo partners training would make of them. No
-    true (p, q) pair exists, so retrieval q̂ → p̂ is the nearest thing to the target task."""
-    mix, centre = _mixer(config, device), _centres(mem, config, device)
+    true (p, q) pair exists, so retrieval q̂ → p̂ is the nearest thing to the target task.
+    `centre` is `memory_centres`' answer, shared with `pseudo_views` so the memories are read
+    for their means once per run."""
+    mix = _mixer(config, device)
     return (mix(_rows_on(mem.o_y, rows, device), mem.q, centre["o_y"]),
             mix(_rows_on(mem.o_x, rows, device), mem.p, centre["o_x"]))
 
 
 def pseudo_views(mem: ConnectionMemories, rows: np.ndarray, method: str, config: TrainConfig,
-                 device: torch.device) -> list[Views]:
+                 device: torch.device, centre: dict[str, torch.Tensor]) -> list[Views]:
     """Pseudo partners, computed once per run: overlap-centred always; Ex-MCR adds p- and
     q-centred views (docs/method.md), each capped at the overlap size so one epoch visits each
     about once."""
     o_x, o_y = _rows_on(mem.o_x, rows, device), _rows_on(mem.o_y, rows, device)
     if not config.semantic_consistency:
         return [Views(o_x, o_x, o_y, o_y)]
-    mix, centre = _mixer(config, device), _centres(mem, config, device)
+    mix = _mixer(config, device)
     views = [Views(o_x, mix(o_x, mem.p, centre["o_x"]), o_y, mix(o_y, mem.q, centre["o_y"]))]
     if method == "ex-mcr":
         generator = np.random.default_rng(config.seed + 1)
@@ -134,7 +137,7 @@ def pseudo_views(mem: ConnectionMemories, rows: np.ndarray, method: str, config:
 
 def _mixer(config: TrainConfig, device: torch.device) -> Callable:
     """Aggregation with the run's settings; `centre` (the query modality's mean, or 0) is taken
-    off the queries before scoring (`_centres` says why)."""
+    off the queries before scoring (`memory_centres` says why)."""
     def mix(queries, memory, centre, values=None):
         return aggregate((queries.float() - centre).half(), memory, config.agg_temperature, values=values,
                          top_k=config.top_k, chunk_size=config.agg_chunk_size,
@@ -142,7 +145,8 @@ def _mixer(config: TrainConfig, device: torch.device) -> Callable:
     return mix
 
 
-def _centres(mem: ConnectionMemories, config: TrainConfig, device: torch.device) -> dict[str, torch.Tensor]:
+def memory_centres(mem: ConnectionMemories, config: TrainConfig,
+                   device: torch.device) -> dict[str, torch.Tensor]:
     """Each memory's mean row (all zeros with `agg_centre` off), what aggregation queries of that
     modality are centred by.
 

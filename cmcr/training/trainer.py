@@ -30,8 +30,8 @@ from cmcr.models.space_format import METHODS
 from cmcr.training.config import TrainConfig
 from cmcr.training.enhance import complete, noise_std
 from cmcr.training.losses import info_nce, intra_alignment, paired_gap
-from cmcr.training.memories import (ArrayLike, ConnectionMemories, Views, held_out_pseudo_pairs, pseudo_views,
-                                    split_overlap, to_pairs)
+from cmcr.training.memories import (ArrayLike, ConnectionMemories, Views, held_out_pseudo_pairs,
+                                    memory_centres, pseudo_views, split_overlap, to_pairs)
 
 STATE_FILE = "state.pt"
 
@@ -87,13 +87,14 @@ def train_connection(
     device = _pick_device(config.device)
     started = time.perf_counter()
     train_rows, val_rows = split_overlap(mem.o_x.shape[0], config)
-    views = pseudo_views(mem, train_rows, method, config, device)
+    centre = memory_centres(mem, config, device)
+    views = pseudo_views(mem, train_rows, method, config, device, centre)
     pseudo_seconds = time.perf_counter() - started
     heads = _build_heads(mem, method, config, device)
     trainer = _Trainer(heads, views, method, config, device)
     val_pairs = None if val_rows is None else {
         "val_overlap_r1": to_pairs(mem.o_y, mem.o_x, val_rows, device),
-        "val_pseudo_r1": held_out_pseudo_pairs(mem, val_rows, config, device)}
+        "val_pseudo_r1": held_out_pseudo_pairs(mem, val_rows, config, device, centre)}
     valid_pairs = None if valid is None else to_pairs(valid[1], valid[0], None, device)
     state = trainer.restore(state_dir) if state_dir else _RunState()
     epochs = tqdm(range(state.epoch, config.epochs), desc=f"train {mem.y}→{mem.x} ({method})",

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cmcr.training.config import TrainConfig
-from cmcr.training.memories import ConnectionMemories, held_out_pseudo_pairs, pseudo_views
+from cmcr.training.memories import ConnectionMemories, held_out_pseudo_pairs, memory_centres, pseudo_views
 
 DIM, ITEMS = 8, 6
 
@@ -30,12 +30,13 @@ def _hub_memories() -> ConnectionMemories:
                                                (False, _unit(np.eye(DIM)[[0]] + 0.2 * np.eye(DIM)[[7]]))])
 def test_centred_queries_find_their_own_partner_where_raw_ones_all_find_the_hub(centre, partners):
     config = TrainConfig(agg_centre=centre, val_fraction=0)
-    mem, rows = _hub_memories(), np.arange(ITEMS)
-    (view,) = pseudo_views(mem, rows, "c-mcr", config, torch.device("cpu"))
+    mem, rows, cpu = _hub_memories(), np.arange(ITEMS), torch.device("cpu")
+    centre = memory_centres(mem, config, cpu)
+    (view,) = pseudo_views(mem, rows, "c-mcr", config, cpu, centre)
     expected = np.broadcast_to(partners, (ITEMS, DIM))
     np.testing.assert_allclose(view.x_p.float().numpy(), expected, atol=2e-3)
     np.testing.assert_allclose(view.y_q.float().numpy(), expected, atol=2e-3)
-    q_hat, p_hat = held_out_pseudo_pairs(mem, rows, config, torch.device("cpu"))
+    q_hat, p_hat = held_out_pseudo_pairs(mem, rows, config, cpu, centre)
     np.testing.assert_allclose(p_hat.float().numpy(), expected, atol=2e-3)
     np.testing.assert_allclose(q_hat.float().numpy(), expected, atol=2e-3)
 
@@ -43,8 +44,8 @@ def test_centred_queries_find_their_own_partner_where_raw_ones_all_find_the_hub(
 def test_no_ex_mcr_view_collapses_onto_the_hub():
     """Ex-MCR's three centres (overlap, p and q rows as queries, then mixed overlap rows as
     queries again) all keep one pseudo partner per query apart from the hub."""
-    mem = _hub_memories()
-    views = pseudo_views(mem, np.arange(ITEMS), "ex-mcr", TrainConfig(val_fraction=0), torch.device("cpu"))
+    mem, config, cpu = _hub_memories(), TrainConfig(val_fraction=0), torch.device("cpu")
+    views = pseudo_views(mem, np.arange(ITEMS), "ex-mcr", config, cpu, memory_centres(mem, config, cpu))
     assert len(views) == 3
     for view in views:
         for mixed in view.tensors():
