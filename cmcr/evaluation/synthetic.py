@@ -22,7 +22,7 @@ by about 1/√D), so much that its 512-d version saturated at ≈ 95 % R@1.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -54,6 +54,7 @@ class WorldSpec:
     noise_weight: float = 0.35  # per-item noise
     map_gain: float = 1.5  # first-layer gain of the random maps: higher saturates tanh, less linear
     modality_twist: float = 0.0  # rotates each modality's semantic content away from the others'
+    leaf_hermite: float = 0.0  # share of Y's semantic input that no linear function of X's predicts
     seed: int = 0
 
 
@@ -77,14 +78,34 @@ class _RandomMap:
         return _unit(self._raw(latents) - self.centre)
 
 
+class _HermiteMap:
+    """Y's semantic map when `leaf_hermite` > 0: a random map of the latent mixed with its second
+    and third Hermite features, which are uncorrelated with every linear function of the latent
+    but together determine it. Two encoders trained apart need not be linearly related; this
+    turns that relation down without making the item unrecoverable."""
+
+    def __init__(self, rng: np.random.Generator, spec: WorldSpec, dim: int) -> None:
+        self.share = spec.leaf_hermite
+        # latents are concept centres (unit variance) plus spread: standardised before the features
+        self.scale = np.sqrt(1 + spec.concept_spread ** 2)
+        self.map = _RandomMap(rng, replace(spec, latent_dim=3 * spec.latent_dim), dim)
+
+    def __call__(self, latents: np.ndarray) -> np.ndarray:
+        z = latents / self.scale
+        features = np.concatenate([np.sqrt(1 - self.share) * z,
+                                   np.sqrt(self.share / 2) * (z ** 2 - 1),
+                                   np.sqrt(self.share / 6) * (z ** 3 - 3 * z)], axis=1)
+        return self.map(features * self.scale)
+
+
 class _MCR:
     """One frozen contrastive space rendering its two modalities."""
 
     def __init__(self, rng: np.random.Generator, spec: WorldSpec, modalities: tuple[str, str],
-                 dim: int, placement_rng: np.random.Generator):
+                 dim: int, placement_rng: np.random.Generator, semantic: type = _RandomMap):
         self.spec = spec
         self.width = min(spec.intrinsic_dim, dim)
-        self.shared = _RandomMap(rng, spec, self.width)
+        self.shared = semantic(rng, spec, self.width)
         self.own = {m: _RandomMap(rng, spec, self.width) for m in modalities}
         self.gap = {m: _unit(rng.standard_normal(self.width)) for m in modalities}
         # drawn apart from the content, so a twist of 0 leaves every other draw as it was
@@ -113,7 +134,8 @@ class SyntheticWorld:
         self.spec = spec
         rng, placement_rng = np.random.default_rng(spec.seed), np.random.default_rng([spec.seed, 0])
         self.x = _MCR(rng, spec, ("o", "p"), spec.dim, placement_rng)
-        self.y = _MCR(rng, spec, ("o", "q"), spec.leaf_dim or spec.dim, placement_rng)
+        self.y = _MCR(rng, spec, ("o", "q"), spec.leaf_dim or spec.dim, placement_rng,
+                      _HermiteMap if spec.leaf_hermite else _RandomMap)
         self.concepts = rng.standard_normal((spec.n_concepts, spec.latent_dim))
 
     def latents(self, count: int, rng: np.random.Generator) -> np.ndarray:

@@ -19,6 +19,14 @@ def _paired_cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum(axis=1).mean())
 
 
+def _explained_linearly(world: SyntheticWorld) -> float:
+    """Share of X's semantic content a least-squares fit from Y's explains."""
+    latents = world.latents(3000, np.random.default_rng(4))
+    source, target = world.y.shared(latents), world.x.shared(latents)
+    fit, *_ = np.linalg.lstsq(source, target, rcond=None)
+    return float(1 - ((source @ fit - target) ** 2).sum() / (target ** 2).sum())
+
+
 def test_shapes_unit_rows_and_roles():
     mem, test_p, test_q = make_world(SMALL)
     assert mem.o_x.shape == mem.o_y.shape == (600, SMALL.dim)
@@ -125,11 +133,25 @@ def test_modality_twist_turns_content_away_and_leaves_the_untwisted_world_as_it_
 def test_map_gain_makes_the_maps_less_linear():
     """A linear fit of one random map by another of the same latent explains less of it at a
     higher gain (tanh saturates): the knob the text bridge's strength follows."""
-    explained = []
-    for gain in (1.5, 5.0):
-        world = SyntheticWorld(WorldSpec(**{**SMALL.__dict__, "map_gain": gain}))
-        latents = world.latents(3000, np.random.default_rng(4))
-        source, target = world.y.shared(latents), world.x.shared(latents)
-        fit, *_ = np.linalg.lstsq(source, target, rcond=None)
-        explained.append(1 - ((source @ fit - target) ** 2).sum() / (target ** 2).sum())
+    explained = [_explained_linearly(SyntheticWorld(WorldSpec(**{**SMALL.__dict__, "map_gain": gain})))
+                 for gain in (1.5, 5.0)]
     assert explained[1] < explained[0] - 0.05
+
+
+def test_leaf_hermite_hides_the_linear_relation_between_mcrs_but_not_the_one_inside_y():
+    """Hermite features of the latent are uncorrelated with any linear function of it, so a linear
+    fit of X's semantic content from Y's explains far less; inside Y a true o–q pair keeps a
+    CLIP-like cosine, which is what aggregation reads."""
+    plain, zero = make_world(SMALL), make_world(WorldSpec(**{**SMALL.__dict__, "leaf_hermite": 0.0}))
+    np.testing.assert_array_equal(plain[0].q, zero[0].q)
+    explained = []
+    for share in (0.0, 1.0):
+        world = SyntheticWorld(WorldSpec(**{**SMALL.__dict__, "leaf_hermite": share}))
+        explained.append(_explained_linearly(world))
+        rng = np.random.default_rng(0)
+        latents = world.latents(2000, rng)
+        o = world.y.render("o", latents, world.private(2000, rng), rng)
+        q = world.y.render("q", latents, world.private(2000, rng), rng)
+        assert 0.15 <= _paired_cosine(o, q) <= 0.4
+        assert _paired_cosine(o, q) > _paired_cosine(o, q[::-1]) + 0.1
+    assert explained[1] < explained[0] - 0.3
