@@ -85,6 +85,8 @@ class _HermiteMap:
     turns that relation down without making the item unrecoverable."""
 
     def __init__(self, rng: np.random.Generator, spec: WorldSpec, dim: int) -> None:
+        if not 0 < spec.leaf_hermite <= 1:
+            raise ValueError(f"leaf_hermite is a share, in (0, 1], not {spec.leaf_hermite}")
         self.share = spec.leaf_hermite
         # latents are concept centres (unit variance) plus spread: standardised before the features
         self.scale = np.sqrt(1 + spec.concept_spread ** 2)
@@ -95,7 +97,7 @@ class _HermiteMap:
         features = np.concatenate([np.sqrt(1 - self.share) * z,
                                    np.sqrt(self.share / 2) * (z ** 2 - 1),
                                    np.sqrt(self.share / 6) * (z ** 3 - 3 * z)], axis=1)
-        return self.map(features * self.scale)
+        return self.map(features * self.scale)  # back at the latent's scale, which the gain assumes
 
 
 class _MCR:

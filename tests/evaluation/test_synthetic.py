@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from cmcr.evaluation.synthetic import (
     SyntheticWorld,
@@ -155,3 +156,5 @@ def test_leaf_hermite_hides_the_linear_relation_between_mcrs_but_not_the_one_ins
         assert 0.15 <= _paired_cosine(o, q) <= 0.4
         assert _paired_cosine(o, q) > _paired_cosine(o, q[::-1]) + 0.1
     assert explained[1] < explained[0] - 0.3
+    with pytest.raises(ValueError, match="leaf_hermite"):
+        SyntheticWorld(WorldSpec(**{**SMALL.__dict__, "leaf_hermite": 1.5}))
